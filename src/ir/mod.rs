@@ -1,0 +1,245 @@
+//! The tape IR: one flat SSA list of scalar `f64` instructions.
+//!
+//! A value is the index of the instruction that made it, so an operand always
+//! names an earlier instruction. Inputs, parameters and constants are
+//! instructions too; guards are instructions whose result is never used.
+//! Each instruction is 16 bytes (an op byte and three `u32` slots; a constant
+//! keeps its 64 bits in two slots), so a tape costs 16 bytes per scalar op,
+//! constants included.
+//!
+//! Structured loops (a later stage) are meant to enter as one more op whose
+//! slots index a side table of body tapes; nothing here assumes straight-line
+//! code beyond the instruction list itself.
+
+mod op;
+pub mod semantics;
+mod text;
+mod verify;
+
+pub use op::{Op, Shape, ALL_OPS};
+
+/// Index of the instruction that produced a value.
+pub type Value = u32;
+
+/// One instruction: an op and three argument slots whose meaning the op's
+/// [`Shape`] gives. Unused slots are zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Inst {
+    /// What it computes.
+    pub op: Op,
+    /// Operands or immediates, see [`Op::shape`].
+    pub args: [u32; 3],
+}
+
+impl Inst {
+    /// Active input number `index`.
+    pub fn input(index: u32) -> Inst {
+        Inst {
+            op: Op::Input,
+            args: [index, 0, 0],
+        }
+    }
+    /// Passive parameter number `index`.
+    pub fn param(index: u32) -> Inst {
+        Inst {
+            op: Op::Param,
+            args: [index, 0, 0],
+        }
+    }
+    /// A constant.
+    pub fn constant(c: f64) -> Inst {
+        let bits = c.to_bits();
+        Inst {
+            op: Op::Const,
+            args: [bits as u32, (bits >> 32) as u32, 0],
+        }
+    }
+    /// A one-operand op.
+    pub fn unary(op: Op, a: Value) -> Inst {
+        debug_assert_eq!(op.shape(), Shape::Values(1));
+        Inst { op, args: [a, 0, 0] }
+    }
+    /// A two-operand op.
+    pub fn binary(op: Op, a: Value, b: Value) -> Inst {
+        debug_assert_eq!(op.shape(), Shape::Values(2));
+        Inst { op, args: [a, b, 0] }
+    }
+    /// A three-operand op.
+    pub fn ternary(op: Op, a: Value, b: Value, c: Value) -> Inst {
+        debug_assert_eq!(op.shape(), Shape::Values(3));
+        Inst { op, args: [a, b, c] }
+    }
+    /// `a.powi(n)`.
+    pub fn powi(a: Value, n: i32) -> Inst {
+        Inst {
+            op: Op::PowI,
+            args: [a, n as u32, 0],
+        }
+    }
+    /// A guard that condition `cond` is true (`expect`) or false.
+    pub fn guard(cond: Value, expect: bool) -> Inst {
+        Inst {
+            op: Op::Guard,
+            args: [cond, expect as u32, 0],
+        }
+    }
+
+    /// The value operands (empty for leaves and constants).
+    pub fn operands(&self) -> &[Value] {
+        &self.args[..self.op.arity()]
+    }
+
+    /// The constant of a [`Op::Const`].
+    pub fn const_value(&self) -> f64 {
+        f64::from_bits(self.args[0] as u64 | (self.args[1] as u64) << 32)
+    }
+
+    /// The exponent of a [`Op::PowI`].
+    pub fn powi_exponent(&self) -> i32 {
+        self.args[1] as i32
+    }
+
+    /// The expectation of a [`Op::Guard`].
+    pub fn guard_expect(&self) -> bool {
+        self.args[1] != 0
+    }
+}
+
+/// A traced function as data: instructions, outputs and the counts of inputs
+/// and parameters it reads.
+///
+/// Build one by tracing ([`crate::trace_scalar`]), by parsing its text form
+/// (`"...".parse::<Tape>()`), or instruction by instruction with
+/// [`Tape::push`]; check it with [`Tape::verify`] before evaluating it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tape {
+    insts: Vec<Inst>,
+    outputs: Vec<Value>,
+    n_inputs: usize,
+    n_params: usize,
+}
+
+impl Tape {
+    /// An empty tape reading `n_inputs` inputs and `n_params` parameters.
+    pub fn new(n_inputs: usize, n_params: usize) -> Tape {
+        Tape {
+            insts: Vec::new(),
+            outputs: Vec::new(),
+            n_inputs,
+            n_params,
+        }
+    }
+
+    /// Appends an instruction and returns its value.
+    pub fn push(&mut self, inst: Inst) -> Value {
+        let v = self.insts.len() as Value;
+        self.insts.push(inst);
+        v
+    }
+
+    /// Marks `v` as the next output.
+    pub fn push_output(&mut self, v: Value) {
+        self.outputs.push(v);
+    }
+
+    /// The instructions, in evaluation order.
+    pub fn insts(&self) -> &[Inst] {
+        &self.insts
+    }
+
+    /// The output values, in order.
+    pub fn outputs(&self) -> &[Value] {
+        &self.outputs
+    }
+
+    /// Number of active inputs.
+    pub fn n_inputs(&self) -> usize {
+        self.n_inputs
+    }
+
+    /// Number of passive parameters.
+    pub fn n_params(&self) -> usize {
+        self.n_params
+    }
+
+    /// Number of outputs.
+    pub fn n_outputs(&self) -> usize {
+        self.outputs.len()
+    }
+
+    /// Number of instructions.
+    pub fn len(&self) -> usize {
+        self.insts.len()
+    }
+
+    /// Whether there are no instructions.
+    pub fn is_empty(&self) -> bool {
+        self.insts.is_empty()
+    }
+
+    /// Number of guards.
+    pub fn n_guards(&self) -> usize {
+        self.insts.iter().filter(|i| i.op == Op::Guard).count()
+    }
+
+    /// Bytes the tape holds (instructions and outputs), for memory reports.
+    pub fn heap_bytes(&self) -> usize {
+        self.insts.capacity() * std::mem::size_of::<Inst>()
+            + self.outputs.capacity() * std::mem::size_of::<Value>()
+    }
+
+    /// Assembles a tape from its parts (unverified).
+    pub(crate) fn from_parts(
+        insts: Vec<Inst>,
+        outputs: Vec<Value>,
+        n_inputs: usize,
+        n_params: usize,
+    ) -> Tape {
+        Tape {
+            insts,
+            outputs,
+            n_inputs,
+            n_params,
+        }
+    }
+
+    /// Describes the condition guard instruction `instr` checks, in words, for error messages.
+    pub fn describe_guard(&self, instr: Value) -> String {
+        let g = self.insts[instr as usize];
+        let cond = self.insts[g.args[0] as usize];
+        let expr = text::inst_expr(&cond);
+        format!(
+            "%{} = {} was {} at trace time",
+            g.args[0],
+            expr,
+            g.guard_expect()
+        )
+    }
+
+    /// Ordinal of guard instruction `instr` among all guards.
+    pub fn guard_ordinal(&self, instr: Value) -> usize {
+        self.insts[..instr as usize]
+            .iter()
+            .filter(|i| i.op == Op::Guard)
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inst_is_16_bytes() {
+        assert_eq!(std::mem::size_of::<Inst>(), 16);
+    }
+
+    #[test]
+    fn constants_keep_every_bit() {
+        for c in [0.0, -0.0, 1.5, f64::MIN_POSITIVE / 4.0, f64::INFINITY, -1e308] {
+            assert_eq!(Inst::constant(c).const_value().to_bits(), c.to_bits());
+        }
+        assert!(Inst::constant(f64::NAN).const_value().is_nan());
+        assert_eq!(Inst::powi(3, -7).powi_exponent(), -7);
+    }
+}
