@@ -222,6 +222,7 @@ impl Drop for PopOnDrop {
 /// are taken as they go at `x` and `p` and recorded as guards.
 ///
 /// ```
+/// use tapejit::Float;
 /// let tape = tapejit::trace_scalar(&[1.0, 2.0], &[], |x, _p| x[0] * x[1].sin()).unwrap();
 /// assert_eq!(tape.n_inputs(), 2);
 /// ```

@@ -1,0 +1,78 @@
+//! Building derived tapes: an instruction sink with shared constants.
+
+use crate::ir::{Inst, Op, Tape, Value};
+use std::collections::HashMap;
+
+/// Appends instructions to a tape under construction, reusing constants.
+pub(crate) struct Emitter {
+    insts: Vec<Inst>,
+    constants: HashMap<u64, Value>,
+}
+
+impl Emitter {
+    /// An emitter whose first instructions are `prefix` (its constants are reused).
+    pub fn starting_with(prefix: &[Inst]) -> Emitter {
+        let mut constants = HashMap::new();
+        for (i, inst) in prefix.iter().enumerate() {
+            if inst.op == Op::Const {
+                constants
+                    .entry(inst.const_value().to_bits())
+                    .or_insert(i as Value);
+            }
+        }
+        Emitter {
+            insts: prefix.to_vec(),
+            constants,
+        }
+    }
+
+    pub fn push(&mut self, inst: Inst) -> Value {
+        if inst.op == Op::Const {
+            return self.constant(inst.const_value());
+        }
+        self.insts.push(inst);
+        self.insts.len() as Value - 1
+    }
+
+    pub fn constant(&mut self, c: f64) -> Value {
+        let insts = &mut self.insts;
+        *self.constants.entry(c.to_bits()).or_insert_with(|| {
+            insts.push(Inst::constant(c));
+            insts.len() as Value - 1
+        })
+    }
+
+    pub fn unary(&mut self, op: Op, a: Value) -> Value {
+        self.push(Inst::unary(op, a))
+    }
+
+    pub fn binary(&mut self, op: Op, a: Value, b: Value) -> Value {
+        self.push(Inst::binary(op, a, b))
+    }
+
+    pub fn select(&mut self, cond: Value, a: Value, b: Value) -> Value {
+        self.push(Inst::ternary(Op::Select, cond, a, b))
+    }
+
+    /// `a * c` for a constant `c`.
+    pub fn scale(&mut self, a: Value, c: f64) -> Value {
+        let c = self.constant(c);
+        self.binary(Op::Mul, a, c)
+    }
+
+    /// `a + c` for a constant `c`.
+    pub fn offset(&mut self, a: Value, c: f64) -> Value {
+        let c = self.constant(c);
+        self.binary(Op::Add, a, c)
+    }
+
+    /// `c - a` for a constant `c`.
+    pub fn from_constant_sub(&mut self, c: f64, a: Value) -> Value {
+        let c = self.constant(c);
+        self.binary(Op::Sub, c, a)
+    }
+
+    pub fn finish(self, outputs: Vec<Value>, n_inputs: usize, n_params: usize) -> Tape {
+        Tape::from_parts(self.insts, outputs, n_inputs, n_params)
+    }
+}

@@ -1,0 +1,360 @@
+//! `Function`: one traced tape, its derived tapes built lazily, and the
+//! evaluation methods.
+
+use crate::ad::{self, Seed};
+use crate::error::{check_len, Error, Result};
+use crate::interp;
+use crate::ir::Tape;
+use crate::trace::{trace_vector, Var};
+use std::sync::{Mutex, OnceLock};
+
+/// A traced function, ready to evaluate and differentiate many times.
+///
+/// Derived tapes (gradient, tangent, VJP, HVP) are built on first use and
+/// kept. Evaluations reuse an internal workspace, so they do not allocate
+/// once warmed up. A function with passive parameters is evaluated through
+/// [`Function::with_params`]; one without, directly.
+///
+/// ```
+/// use tapejit::{Function, Real};
+/// fn f<T: Real>(x: &[T]) -> T { x[0] * x[1].sin() }
+/// let f = Function::scalar(&[1.0, 2.0], |x| f(x)).unwrap();
+/// let mut g = [0.0; 2];
+/// let y = f.gradient(&[3.0, 0.5], &mut g).unwrap();
+/// assert_eq!(y, 3.0 * 0.5f64.sin());
+/// assert_eq!(g, [0.5f64.sin(), 3.0 * 0.5f64.cos()]);
+/// ```
+#[derive(Debug)]
+pub struct Function {
+    tape: Tape,
+    gradient_tape: OnceLock<Tape>,
+    tangent_tape: OnceLock<Tape>,
+    vjp_tape: OnceLock<Tape>,
+    hvp_tape: OnceLock<Tape>,
+    workspace: Mutex<Workspace>,
+}
+
+/// Buffers reused across evaluations.
+#[derive(Debug, Default)]
+struct Workspace {
+    values: Vec<f64>,
+    inputs: Vec<f64>,
+    outputs: Vec<f64>,
+}
+
+impl Function {
+    /// Traces a scalar function of active inputs `x` (no parameters) at `x`.
+    pub fn scalar<F>(x: &[f64], f: F) -> Result<Function>
+    where
+        F: for<'t> FnOnce(&[Var<'t>]) -> Var<'t>,
+    {
+        Function::from_tape(trace_vector(x, &[], |x, _| vec![f(x)])?)
+    }
+
+    /// Traces a scalar function of active inputs `x` and passive parameters `p`.
+    pub fn scalar_with_params<F>(x: &[f64], p: &[f64], f: F) -> Result<Function>
+    where
+        F: for<'t> FnOnce(&[Var<'t>], &[Var<'t>]) -> Var<'t>,
+    {
+        Function::from_tape(trace_vector(x, p, |x, p| vec![f(x, p)])?)
+    }
+
+    /// Traces a vector function of active inputs `x` (no parameters) at `x`.
+    pub fn vector<F>(x: &[f64], f: F) -> Result<Function>
+    where
+        F: for<'t> FnOnce(&[Var<'t>]) -> Vec<Var<'t>>,
+    {
+        Function::from_tape(trace_vector(x, &[], |x, _| f(x))?)
+    }
+
+    /// Traces a vector function of active inputs `x` and passive parameters `p`.
+    pub fn vector_with_params<F>(x: &[f64], p: &[f64], f: F) -> Result<Function>
+    where
+        F: for<'t> FnOnce(&[Var<'t>], &[Var<'t>]) -> Vec<Var<'t>>,
+    {
+        Function::from_tape(trace_vector(x, p, f)?)
+    }
+
+    /// Wraps a tape (parsed, built by hand or transformed) after verifying it.
+    pub fn from_tape(tape: Tape) -> Result<Function> {
+        tape.verify()?;
+        if tape.n_outputs() == 0 {
+            return Err(Error::Unsupported("a function needs at least one output".into()));
+        }
+        Ok(Function {
+            tape,
+            gradient_tape: OnceLock::new(),
+            tangent_tape: OnceLock::new(),
+            vjp_tape: OnceLock::new(),
+            hvp_tape: OnceLock::new(),
+            workspace: Mutex::new(Workspace::default()),
+        })
+    }
+
+    /// The traced tape.
+    pub fn tape(&self) -> &Tape {
+        &self.tape
+    }
+
+    /// The adjoint tape computing value and gradient in one sweep (scalar functions).
+    pub fn gradient_tape(&self) -> Result<&Tape> {
+        self.require_scalar("a gradient")?;
+        Ok(self
+            .gradient_tape
+            .get_or_init(|| ad::reverse(&self.tape, 0..self.n_inputs(), Seed::One)))
+    }
+
+    /// The tangent tape computing values and one JVP.
+    pub fn tangent_tape(&self) -> &Tape {
+        self.tangent_tape
+            .get_or_init(|| ad::forward(&self.tape, 0..self.n_inputs()))
+    }
+
+    /// The adjoint tape with output weights as extra inputs (VJP).
+    pub fn vjp_tape(&self) -> &Tape {
+        self.vjp_tape
+            .get_or_init(|| ad::reverse(&self.tape, 0..self.n_inputs(), Seed::Inputs))
+    }
+
+    /// The forward-over-reverse tape computing value, gradient and one HVP.
+    pub fn hvp_tape(&self) -> Result<&Tape> {
+        let gradient = self.gradient_tape()?;
+        Ok(self
+            .hvp_tape
+            .get_or_init(|| ad::forward(gradient, 0..self.n_inputs())))
+    }
+
+    /// Number of active inputs.
+    pub fn n_inputs(&self) -> usize {
+        self.tape.n_inputs()
+    }
+
+    /// Number of passive parameters.
+    pub fn n_params(&self) -> usize {
+        self.tape.n_params()
+    }
+
+    /// Number of outputs.
+    pub fn n_outputs(&self) -> usize {
+        self.tape.n_outputs()
+    }
+
+    fn require_scalar(&self, what: &str) -> Result<()> {
+        if self.n_outputs() == 1 {
+            Ok(())
+        } else {
+            Err(Error::Unsupported(format!(
+                "{what} needs a scalar function, but this one has {} outputs: use vjp or jacobian",
+                self.n_outputs()
+            )))
+        }
+    }
+
+    /// Binds passive parameters `p` for the evaluations of the returned view.
+    pub fn with_params<'a>(&'a self, p: &'a [f64]) -> Result<WithParams<'a>> {
+        check_len("params", p.len(), self.n_params())?;
+        Ok(WithParams { f: self, p })
+    }
+
+    fn without_params(&self) -> Result<WithParams<'_>> {
+        if self.n_params() > 0 {
+            return Err(Error::Unsupported(format!(
+                "this function reads {} passive parameters: evaluate it through \
+                 with_params(&p)",
+                self.n_params()
+            )));
+        }
+        Ok(WithParams { f: self, p: &[] })
+    }
+
+    /// Runs `tape` on `inputs` (the parts concatenated), writing all its outputs to `out`.
+    fn run(&self, tape: &Tape, inputs: &[&[f64]], p: &[f64], out: &mut [f64]) -> Result<()> {
+        let mut fresh;
+        let mut guard;
+        let ws: &mut Workspace = match self.workspace.try_lock() {
+            Ok(g) => {
+                guard = g;
+                &mut guard
+            }
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                guard = p.into_inner();
+                &mut guard
+            }
+            Err(std::sync::TryLockError::WouldBlock) => {
+                fresh = Workspace::default();
+                &mut fresh
+            }
+        };
+        ws.inputs.clear();
+        for part in inputs {
+            ws.inputs.extend_from_slice(part);
+        }
+        interp::eval(tape, &ws.inputs, p, &mut ws.values, out)
+    }
+
+    /// Runs `tape` and hands its outputs to `read` (without allocating once warm).
+    fn run_with<R>(
+        &self,
+        tape: &Tape,
+        inputs: &[&[f64]],
+        p: &[f64],
+        read: impl FnOnce(&[f64]) -> R,
+    ) -> Result<R> {
+        let mut outputs = match self.workspace.try_lock() {
+            Ok(mut ws) => std::mem::take(&mut ws.outputs),
+            Err(_) => Vec::new(),
+        };
+        outputs.clear();
+        outputs.resize(tape.n_outputs(), 0.0);
+        let result = self.run(tape, inputs, p, &mut outputs).map(|()| read(&outputs));
+        if let Ok(mut ws) = self.workspace.try_lock() {
+            ws.outputs = outputs;
+        }
+        result
+    }
+}
+
+macro_rules! delegate_without_params {
+    ($($(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
+        impl Function {$(
+            $(#[$doc])*
+            ///
+            /// For a function without passive parameters; otherwise use [`Function::with_params`].
+            pub fn $name(&self $(, $arg: $ty)*) -> $ret {
+                self.without_params()?.$name($($arg),*)
+            }
+        )*}
+    };
+}
+
+delegate_without_params! {
+    /// Evaluates the outputs at `x` into `out`.
+    fn eval(&self, x: &[f64], out: &mut [f64]) -> Result<()>;
+    /// The value of a scalar function at `x`.
+    fn value(&self, x: &[f64]) -> Result<f64>;
+    /// The value at `x`, and the gradient into `g`.
+    fn gradient(&self, x: &[f64], g: &mut [f64]) -> Result<f64>;
+    /// The Jacobian-vector product `J(x) v` into `jv`.
+    fn jvp(&self, x: &[f64], v: &[f64], jv: &mut [f64]) -> Result<()>;
+    /// The vector-Jacobian product `wᵀ J(x)` into `wj`.
+    fn vjp(&self, x: &[f64], w: &[f64], wj: &mut [f64]) -> Result<()>;
+    /// The Jacobian at `x`, row-major (outputs × inputs), into `jac`.
+    fn jacobian(&self, x: &[f64], jac: &mut [f64]) -> Result<()>;
+    /// The Hessian-vector product `H(x) v` into `hv` (scalar functions).
+    fn hvp(&self, x: &[f64], v: &[f64], hv: &mut [f64]) -> Result<()>;
+    /// The Hessian at `x`, row-major, into `h` (scalar functions).
+    fn hessian(&self, x: &[f64], h: &mut [f64]) -> Result<()>;
+}
+
+/// A [`Function`] with its passive parameters bound: the same evaluation
+/// methods, reading `p`.
+#[derive(Clone, Copy, Debug)]
+pub struct WithParams<'a> {
+    f: &'a Function,
+    p: &'a [f64],
+}
+
+impl WithParams<'_> {
+    /// Evaluates the outputs at `x` into `out`.
+    pub fn eval(&self, x: &[f64], out: &mut [f64]) -> Result<()> {
+        check_len("x", x.len(), self.f.n_inputs())?;
+        self.f.run(&self.f.tape, &[x], self.p, out)
+    }
+
+    /// The value of a scalar function at `x`.
+    pub fn value(&self, x: &[f64]) -> Result<f64> {
+        self.f.require_scalar("value")?;
+        let mut out = [0.0];
+        self.eval(x, &mut out)?;
+        Ok(out[0])
+    }
+
+    /// The value at `x`, and the gradient into `g` (one fused sweep).
+    pub fn gradient(&self, x: &[f64], g: &mut [f64]) -> Result<f64> {
+        let n = self.f.n_inputs();
+        check_len("x", x.len(), n)?;
+        check_len("gradient", g.len(), n)?;
+        let tape = self.f.gradient_tape()?;
+        self.f.run_with(tape, &[x], self.p, |out| {
+            g.copy_from_slice(&out[1..]);
+            out[0]
+        })
+    }
+
+    /// The Jacobian-vector product `J(x) v` into `jv` (one per output).
+    pub fn jvp(&self, x: &[f64], v: &[f64], jv: &mut [f64]) -> Result<()> {
+        let (n, m) = (self.f.n_inputs(), self.f.n_outputs());
+        check_len("x", x.len(), n)?;
+        check_len("v", v.len(), n)?;
+        check_len("jvp output", jv.len(), m)?;
+        let tape = self.f.tangent_tape();
+        self.f
+            .run_with(tape, &[x, v], self.p, |out| jv.copy_from_slice(&out[m..]))
+    }
+
+    /// The vector-Jacobian product `wᵀ J(x)` into `wj` (one per input).
+    pub fn vjp(&self, x: &[f64], w: &[f64], wj: &mut [f64]) -> Result<()> {
+        let (n, m) = (self.f.n_inputs(), self.f.n_outputs());
+        check_len("x", x.len(), n)?;
+        check_len("w", w.len(), m)?;
+        check_len("vjp output", wj.len(), n)?;
+        let tape = self.f.vjp_tape();
+        self.f
+            .run_with(tape, &[x, w], self.p, |out| wj.copy_from_slice(&out[m..]))
+    }
+
+    /// The Jacobian at `x`, row-major (outputs × inputs), into `jac`: by
+    /// forward sweeps when there are no more inputs than outputs, else by
+    /// reverse sweeps.
+    pub fn jacobian(&self, x: &[f64], jac: &mut [f64]) -> Result<()> {
+        let (n, m) = (self.f.n_inputs(), self.f.n_outputs());
+        check_len("x", x.len(), n)?;
+        check_len("jacobian", jac.len(), n * m)?;
+        if n <= m {
+            let mut v = vec![0.0; n];
+            let mut column = vec![0.0; m];
+            for j in 0..n {
+                v[j] = 1.0;
+                self.jvp(x, &v, &mut column)?;
+                v[j] = 0.0;
+                for (i, c) in column.iter().enumerate() {
+                    jac[i * n + j] = *c;
+                }
+            }
+        } else {
+            let mut w = vec![0.0; m];
+            for i in 0..m {
+                w[i] = 1.0;
+                self.vjp(x, &w, &mut jac[i * n..(i + 1) * n])?;
+                w[i] = 0.0;
+            }
+        }
+        Ok(())
+    }
+
+    /// The Hessian-vector product `H(x) v` into `hv` (forward over reverse).
+    pub fn hvp(&self, x: &[f64], v: &[f64], hv: &mut [f64]) -> Result<()> {
+        let n = self.f.n_inputs();
+        check_len("x", x.len(), n)?;
+        check_len("v", v.len(), n)?;
+        check_len("hvp output", hv.len(), n)?;
+        let tape = self.f.hvp_tape()?;
+        // Outputs: value, gradient (n), value tangent, gradient tangent (n).
+        self.f
+            .run_with(tape, &[x, v], self.p, |out| hv.copy_from_slice(&out[n + 2..]))
+    }
+
+    /// The Hessian at `x`, row-major, into `h` (`n` HVPs).
+    pub fn hessian(&self, x: &[f64], h: &mut [f64]) -> Result<()> {
+        let n = self.f.n_inputs();
+        check_len("x", x.len(), n)?;
+        check_len("hessian", h.len(), n * n)?;
+        let mut v = vec![0.0; n];
+        for j in 0..n {
+            v[j] = 1.0;
+            self.hvp(x, &v, &mut h[j * n..(j + 1) * n])?;
+            v[j] = 0.0;
+        }
+        Ok(())
+    }
+}

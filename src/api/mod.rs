@@ -1,0 +1,9 @@
+//! The public face: [`Function`] (a traced tape and its derived tapes) and
+//! [`grad`], a gradient closure that traces on first use and retraces when a
+//! guard fails.
+
+mod function;
+mod grad;
+
+pub use function::{Function, WithParams};
+pub use grad::{grad, grad_with_params, Grad, GradWithParams};
