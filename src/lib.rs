@@ -1,6 +1,7 @@
 //! tapejit
 mod error;
 pub mod ad;
+pub mod cli;
 mod api;
 pub mod interp;
 pub mod ir;

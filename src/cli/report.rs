@@ -1,0 +1,181 @@
+//! Bench results: the `--json` schema of DESIGN.md and the terminal table.
+
+use serde::Serialize;
+
+/// One suite case's figures. Keys and meanings are a contract with outside
+/// scripts (DESIGN.md "tapejit bench"): extend, never rename. Seconds are
+/// medians per call; a figure this build cannot produce is `None` (`null`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CaseReport {
+    /// Suite case name.
+    pub name: String,
+    /// Size parameters, e.g. `"n=1000"`.
+    pub size: String,
+    /// Number of active inputs.
+    pub inputs: usize,
+    /// Number of outputs.
+    pub outputs: usize,
+    /// Number of passive parameters (extension).
+    pub params: usize,
+    /// rustc-compiled f64 primal.
+    pub native_primal_s: Option<f64>,
+    /// Interpreted primal.
+    pub interp_primal_s: Option<f64>,
+    /// Interpreted gradient (one VJP with the case's weights for vector outputs).
+    pub interp_grad_s: Option<f64>,
+    /// Compiled primal.
+    pub jit_primal_s: Option<f64>,
+    /// Compiled gradient.
+    pub jit_grad_s: Option<f64>,
+    /// `jit_grad_s / native_primal_s`.
+    pub grad_ratio: Option<f64>,
+    /// `interp_grad_s / native_primal_s` (extension).
+    pub interp_grad_ratio: Option<f64>,
+    /// Interpreted gradient time per executed tape instruction, ns (extension).
+    pub interp_grad_ns_per_instr: Option<f64>,
+    /// Compiled full Jacobian (vector-output cases).
+    pub jit_jacobian_s: Option<f64>,
+    /// Interpreted full Jacobian (vector-output cases; extension).
+    pub interp_jacobian_s: Option<f64>,
+    /// Tape instructions executed by one gradient (loops count every trip).
+    pub grad_instrs_executed: Option<u64>,
+    /// Tracing once.
+    pub trace_s: Option<f64>,
+    /// Building the gradient tape by the reverse transform (extension).
+    pub derive_s: Option<f64>,
+    /// Optimizing.
+    pub optimize_s: Option<f64>,
+    /// Compiling to native code.
+    pub compile_s: Option<f64>,
+    /// Primal tape length as traced.
+    pub tape_len: Option<usize>,
+    /// Primal tape length after optimization.
+    pub tape_len_opt: Option<usize>,
+    /// Gradient tape length as derived (extension).
+    pub grad_tape_len: Option<usize>,
+    /// Gradient tape length after optimization.
+    pub grad_tape_len_opt: Option<usize>,
+    /// Bytes per primal tape instruction, constants included (extension).
+    pub tape_bytes_per_op: Option<f64>,
+    /// Memory the gradient evaluation needs beyond inputs and outputs.
+    pub peak_grad_bytes: Option<u64>,
+    /// Max over 3 seeded directions of `|g·v - FD_v| / (|g| |v|)`.
+    pub max_rel_err_fd: Option<f64>,
+    /// Whether the interpreted primal equals the native one bitwise (extension).
+    pub interp_matches_native: Option<bool>,
+    /// Relative interquartile spread of the three timings: native, interp primal, interp grad (extension).
+    pub spread: Vec<f64>,
+    /// RUSTFLAGS of the build (empty if none).
+    pub rustflags: String,
+}
+
+/// The machine a run happened on.
+#[derive(Clone, Debug, Serialize)]
+pub struct Machine {
+    /// CPU model name.
+    pub cpu: String,
+    /// Logical cores available.
+    pub cores: usize,
+    /// rustc that built this binary.
+    pub rustc: String,
+    /// Operating system and architecture.
+    pub os: String,
+    /// Build profile of this binary (extension).
+    pub profile: String,
+}
+
+impl Machine {
+    /// Describes this machine and build.
+    pub fn current() -> Machine {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|m| m.trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        Machine {
+            cpu,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            rustc: env!("TAPEJIT_RUSTC_VERSION").to_string(),
+            os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
+            profile: if cfg!(debug_assertions) {
+                "debug".into()
+            } else {
+                "release".into()
+            },
+        }
+    }
+}
+
+/// RUSTFLAGS the binary was built with.
+pub fn rustflags() -> String {
+    env!("TAPEJIT_RUSTFLAGS").to_string()
+}
+
+/// The whole `--json` document.
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    /// Crate version.
+    pub tapejit: String,
+    /// Where it ran.
+    pub machine: Machine,
+    /// One entry per case.
+    pub cases: Vec<CaseReport>,
+}
+
+/// Seconds in a readable unit.
+pub fn human_time(s: Option<f64>) -> String {
+    match s {
+        None => "-".into(),
+        Some(s) if s < 1e-6 => format!("{:.1} ns", s * 1e9),
+        Some(s) if s < 1e-3 => format!("{:.2} µs", s * 1e6),
+        Some(s) if s < 1.0 => format!("{:.2} ms", s * 1e3),
+        Some(s) => format!("{s:.2} s"),
+    }
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or("-".into(), |v| v.to_string())
+}
+
+/// The terminal table's header.
+pub fn table_header() -> String {
+    format!(
+        "{:<11} {:<16} {:>6} {:>8} {:>9} {:>10} {:>10} {:>10} {:>7} {:>8} {:>9} {:>8}",
+        "case",
+        "size",
+        "inputs",
+        "tape",
+        "grad tape",
+        "native f",
+        "interp f",
+        "interp ∇",
+        "∇/f",
+        "ns/instr",
+        "trace",
+        "fd err"
+    )
+}
+
+/// One row of the terminal table.
+pub fn table_row(r: &CaseReport) -> String {
+    format!(
+        "{:<11} {:<16} {:>6} {:>8} {:>9} {:>10} {:>10} {:>10} {:>7} {:>8} {:>9} {:>8}",
+        r.name,
+        r.size,
+        r.inputs,
+        opt(r.tape_len),
+        opt(r.grad_tape_len),
+        human_time(r.native_primal_s),
+        human_time(r.interp_primal_s),
+        human_time(r.interp_grad_s),
+        r.interp_grad_ratio.map_or("-".into(), |x| format!("{x:.1}x")),
+        r.interp_grad_ns_per_instr
+            .map_or("-".into(), |x| format!("{x:.2}")),
+        human_time(r.trace_s),
+        r.max_rel_err_fd.map_or("-".into(), |x| format!("{x:.1e}")),
+    )
+}
