@@ -1,1 +1,49 @@
-fn main(){}
+//! Criterion benches of the suite's quick cases: native f64 primal,
+//! interpreted primal and interpreted gradient, per case.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use std::hint::black_box;
+use tapejit::cli::trace_case;
+use tapejit::suite::Case;
+
+fn suite(c: &mut Criterion) {
+    for case in Case::quick() {
+        let mut group = c.benchmark_group(case.to_string());
+        let x = case.default_input();
+        let p = case.params();
+        let w = case.vjp_weights();
+        let (n, m) = (case.n_inputs(), case.n_outputs());
+        let f = trace_case(&case).expect("suite cases trace");
+        let bound = f.with_params(&p).expect("params have the case's length");
+        let mut out = vec![0.0; m];
+        let mut scratch = vec![0.0; case.scratch_len()];
+        let mut g = vec![0.0; n];
+
+        group.bench_function(BenchmarkId::new("native_primal", ""), |b| {
+            b.iter(|| {
+                case.eval_with_scratch(black_box(&x), black_box(&p), &mut out, &mut scratch);
+                black_box(&out);
+            })
+        });
+        group.bench_function(BenchmarkId::new("interp_primal", ""), |b| {
+            b.iter(|| bound.eval(black_box(&x), &mut out).unwrap())
+        });
+        group.bench_function(BenchmarkId::new("interp_grad", ""), |b| {
+            b.iter(|| {
+                if m == 1 {
+                    bound.gradient(black_box(&x), &mut g).unwrap();
+                } else {
+                    bound.vjp(black_box(&x), &w, &mut g).unwrap();
+                }
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(300));
+    targets = suite
+}
+criterion_main!(benches);

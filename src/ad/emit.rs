@@ -67,7 +67,7 @@ impl Emitter {
     }
 
     /// `c - a` for a constant `c`.
-    pub fn from_constant_sub(&mut self, c: f64, a: Value) -> Value {
+    pub fn constant_minus(&mut self, c: f64, a: Value) -> Value {
         let c = self.constant(c);
         self.binary(Op::Sub, c, a)
     }

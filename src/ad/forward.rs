@@ -51,7 +51,11 @@ pub fn forward(tape: &Tape, wrt: Range<usize>) -> Tape {
         tangent[i] = sum;
     }
 
-    let mut outputs: Vec<Value> = tape.outputs().iter().map(|&v| new_value[v as usize]).collect();
+    let mut outputs: Vec<Value> = tape
+        .outputs()
+        .iter()
+        .map(|&v| new_value[v as usize])
+        .collect();
     for &v in tape.outputs() {
         let t = tangent[v as usize].unwrap_or_else(|| e.constant(0.0));
         outputs.push(t);

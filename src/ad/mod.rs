@@ -24,9 +24,7 @@ pub(crate) fn varied(tape: &Tape, wrt: &Range<usize>) -> Vec<bool> {
     for (i, inst) in tape.insts().iter().enumerate() {
         varied[i] = match inst.op {
             Op::Input => wrt.contains(&(inst.args[0] as usize)),
-            op if rules::differentiable(op) => {
-                inst.operands().iter().any(|&v| varied[v as usize])
-            }
+            op if rules::differentiable(op) => inst.operands().iter().any(|&v| varied[v as usize]),
             _ => false,
         };
     }

@@ -98,7 +98,7 @@ pub(crate) fn partials(
         }
         Asin | Acos => {
             let a2 = square(e, a);
-            let d = e.from_constant_sub(1.0, a2);
+            let d = e.constant_minus(1.0, a2);
             let root = e.unary(Sqrt, d);
             if inst.op == Asin {
                 Over(root)
@@ -114,7 +114,7 @@ pub(crate) fn partials(
         Cosh => Times(e.unary(Sinh, a)),
         Tanh => {
             let w2 = square(e, w);
-            Times(e.from_constant_sub(1.0, w2))
+            Times(e.constant_minus(1.0, w2))
         }
         Asinh | Acosh => {
             let a2 = square(e, a);
@@ -123,7 +123,7 @@ pub(crate) fn partials(
         }
         Atanh => {
             let a2 = square(e, a);
-            Over(e.from_constant_sub(1.0, a2))
+            Over(e.constant_minus(1.0, a2))
         }
         Abs => AbsSign(a),
         PowI => match inst.powi_exponent() {
@@ -216,7 +216,6 @@ pub(crate) fn partials(
     p
 }
 
-
 /// A partial applied to an incoming derivative `d`: the term's value and
 /// whether it enters negated. `None` for a zero partial.
 pub(crate) fn apply(e: &mut Emitter, partial: Partial, d: Value) -> Option<(Value, bool)> {
@@ -250,7 +249,11 @@ pub(crate) fn apply(e: &mut Emitter, partial: Partial, d: Value) -> Option<(Valu
 }
 
 /// Adds a term to an optional running sum: `None` starts it.
-pub(crate) fn accumulate(e: &mut Emitter, sum: Option<Value>, (term, negate): (Value, bool)) -> Value {
+pub(crate) fn accumulate(
+    e: &mut Emitter,
+    sum: Option<Value>,
+    (term, negate): (Value, bool),
+) -> Value {
     match (sum, negate) {
         (None, false) => term,
         (None, true) => e.unary(Op::Neg, term),

@@ -79,7 +79,9 @@ impl Function {
     pub fn from_tape(tape: Tape) -> Result<Function> {
         tape.verify()?;
         if tape.n_outputs() == 0 {
-            return Err(Error::Unsupported("a function needs at least one output".into()));
+            return Err(Error::Unsupported(
+                "a function needs at least one output".into(),
+            ));
         }
         Ok(Function {
             tape,
@@ -206,7 +208,9 @@ impl Function {
         };
         outputs.clear();
         outputs.resize(tape.n_outputs(), 0.0);
-        let result = self.run(tape, inputs, p, &mut outputs).map(|()| read(&outputs));
+        let result = self
+            .run(tape, inputs, p, &mut outputs)
+            .map(|()| read(&outputs));
         if let Ok(mut ws) = self.workspace.try_lock() {
             ws.outputs = outputs;
         }
@@ -340,8 +344,9 @@ impl WithParams<'_> {
         check_len("hvp output", hv.len(), n)?;
         let tape = self.f.hvp_tape()?;
         // Outputs: value, gradient (n), value tangent, gradient tangent (n).
-        self.f
-            .run_with(tape, &[x, v], self.p, |out| hv.copy_from_slice(&out[n + 2..]))
+        self.f.run_with(tape, &[x, v], self.p, |out| {
+            hv.copy_from_slice(&out[n + 2..])
+        })
     }
 
     /// The Hessian at `x`, row-major, into `h` (`n` HVPs).

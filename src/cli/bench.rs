@@ -50,7 +50,10 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
     let mut g = vec![0.0; n];
     case.eval_with_scratch(&x, &p, &mut native_out, &mut scratch);
     bound.eval(&x, &mut interp_out)?;
-    let matches = native_out.iter().zip(&interp_out).all(|(a, b)| same(*a, *b));
+    let matches = native_out
+        .iter()
+        .zip(&interp_out)
+        .all(|(a, b)| same(*a, *b));
     let gradient = |x: &[f64], g: &mut [f64]| -> Result<()> {
         if m == 1 {
             bound.gradient(x, g).map(drop)
@@ -78,7 +81,10 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
         let mut interp_grad = || {
             let _ = black_box(gradient(black_box(&x), &mut g));
         };
-        interleaved(&mut [&mut native, &mut interp_primal, &mut interp_grad], budget)
+        interleaved(
+            &mut [&mut native, &mut interp_primal, &mut interp_grad],
+            budget,
+        )
     };
     let interp_jacobian_s = if m > 1 {
         let mut jac = vec![0.0; n * m];

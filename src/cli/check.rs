@@ -13,7 +13,11 @@ pub const FD_DIRECTION_SEED: u64 = 7;
 ///
 /// The step is `cbrt(eps) · max(1, |x|∞)`, balancing truncation and rounding
 /// error for central differences. With `g = 0` the denominator is `|v|`.
-pub fn max_rel_err_fd(phi: &mut dyn FnMut(&[f64]) -> Result<f64>, x: &[f64], g: &[f64]) -> Result<f64> {
+pub fn max_rel_err_fd(
+    phi: &mut dyn FnMut(&[f64]) -> Result<f64>,
+    x: &[f64],
+    g: &[f64],
+) -> Result<f64> {
     let mut rng = SplitMix64::new(FD_DIRECTION_SEED);
     let norm = |v: &[f64]| v.iter().map(|a| a * a).sum::<f64>().sqrt();
     let scale = x.iter().fold(1.0f64, |m, a| m.max(a.abs()));
@@ -23,7 +27,10 @@ pub fn max_rel_err_fd(phi: &mut dyn FnMut(&[f64]) -> Result<f64>, x: &[f64], g: 
     for _ in 0..3 {
         let v: Vec<f64> = (0..x.len()).map(|_| rng.uniform(-1.0, 1.0)).collect();
         let vnorm = norm(&v);
-        let step = h / v.iter().fold(0.0f64, |m, a| m.max(a.abs())).max(f64::MIN_POSITIVE);
+        let step = h / v
+            .iter()
+            .fold(0.0f64, |m, a| m.max(a.abs()))
+            .max(f64::MIN_POSITIVE);
         let mut at = |sign: f64| {
             for ((p, a), d) in probe.iter_mut().zip(x).zip(&v) {
                 *p = a + sign * step * d;

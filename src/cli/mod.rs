@@ -123,8 +123,8 @@ fn bench(full: bool, specs: &[String], json: Option<PathBuf>, seconds: f64) -> R
             eprint!("running {case} ...\r");
             let _ = std::io::stderr().flush();
         }
-        let r = run_case(case, Duration::from_secs_f64(seconds))
-            .map_err(|e| format!("{case}: {e}"))?;
+        let r =
+            run_case(case, Duration::from_secs_f64(seconds)).map_err(|e| format!("{case}: {e}"))?;
         println!("{}", report::table_row(&r));
         if r.interp_matches_native == Some(false) {
             println!("  warning: {case}: interpreted value differs from native f64");
@@ -166,8 +166,13 @@ fn print_tape(title: &str, tape: &Tape, all: bool) {
         println!("{text}");
     } else {
         lines[..30].iter().for_each(|l| println!("{l}"));
-        println!("... {} lines omitted (--all prints them) ...", lines.len() - 50);
-        lines[lines.len() - 20..].iter().for_each(|l| println!("{l}"));
+        println!(
+            "... {} lines omitted (--all prints them) ...",
+            lines.len() - 50
+        );
+        lines[lines.len() - 20..]
+            .iter()
+            .for_each(|l| println!("{l}"));
     }
 }
 
@@ -176,7 +181,10 @@ fn show(spec: &str, all: bool) -> Result<(), String> {
     let f = trace_case(&case).map_err(|e| e.to_string())?;
     print_tape("traced tape", f.tape(), all);
     let derived = if case.n_outputs() == 1 {
-        ("gradient tape (reverse transform)", f.gradient_tape().map_err(|e| e.to_string())?)
+        (
+            "gradient tape (reverse transform)",
+            f.gradient_tape().map_err(|e| e.to_string())?,
+        )
     } else {
         ("VJP tape (reverse transform)", f.vjp_tape())
     };
@@ -186,7 +194,8 @@ fn show(spec: &str, all: bool) -> Result<(), String> {
 
 fn check(target: &str) -> Result<(), String> {
     let (report, label) = if target.ends_with(".tape") {
-        let text = std::fs::read_to_string(target).map_err(|e| format!("cannot read {target}: {e}"))?;
+        let text =
+            std::fs::read_to_string(target).map_err(|e| format!("cannot read {target}: {e}"))?;
         let tape: Tape = text.parse().map_err(|e| format!("{target}: {e}"))?;
         check_tape(tape)?
     } else {
@@ -194,13 +203,9 @@ fn check(target: &str) -> Result<(), String> {
         let f = trace_case(&case).map_err(|e| e.to_string())?;
         let p = case.params();
         let reference = |x: &[f64], out: &mut [f64]| case.eval(x, &p, out);
-        let r = check_function(
-            &f,
-            &p,
-            &case.vjp_weights(),
-            &[case.default_input()],
-            &mut { reference },
-        )
+        let r = check_function(&f, &p, &case.vjp_weights(), &[case.default_input()], &mut {
+            reference
+        })
         .map_err(|e| e.to_string())?;
         (r, "native f64")
     };
@@ -223,10 +228,18 @@ fn check(target: &str) -> Result<(), String> {
 /// Checks a tape file at seeded random points in `[-1, 1)` (parameters too).
 fn check_tape(tape: Tape) -> Result<(CheckReport, &'static str), String> {
     let mut rng = SplitMix64::new(FD_DIRECTION_SEED + 1);
-    let p: Vec<f64> = (0..tape.n_params()).map(|_| rng.uniform(-1.0, 1.0)).collect();
-    let w: Vec<f64> = (0..tape.n_outputs()).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let p: Vec<f64> = (0..tape.n_params())
+        .map(|_| rng.uniform(-1.0, 1.0))
+        .collect();
+    let w: Vec<f64> = (0..tape.n_outputs())
+        .map(|_| rng.uniform(-1.0, 1.0))
+        .collect();
     let points: Vec<Vec<f64>> = (0..3)
-        .map(|_| (0..tape.n_inputs()).map(|_| rng.uniform(-1.0, 1.0)).collect())
+        .map(|_| {
+            (0..tape.n_inputs())
+                .map(|_| rng.uniform(-1.0, 1.0))
+                .collect()
+        })
         .collect();
     let f = Function::from_tape(tape.clone()).map_err(|e| e.to_string())?;
     let mut ws = Vec::new();

@@ -172,7 +172,8 @@ pub fn table_row(r: &CaseReport) -> String {
         human_time(r.native_primal_s),
         human_time(r.interp_primal_s),
         human_time(r.interp_grad_s),
-        r.interp_grad_ratio.map_or("-".into(), |x| format!("{x:.1}x")),
+        r.interp_grad_ratio
+            .map_or("-".into(), |x| format!("{x:.1}x")),
         r.interp_grad_ns_per_instr
             .map_or("-".into(), |x| format!("{x:.2}")),
         human_time(r.trace_s),

@@ -99,7 +99,17 @@ outputs %4
         eval(&tape, &[2.0], &[3.0], &mut ws, &mut out).unwrap();
         assert_eq!(out, [6.0]);
         let err = eval(&tape, &[4.0], &[3.0], &mut ws, &mut out).unwrap_err();
-        assert!(matches!(err, Error::GuardFailed { guard: 0, instr: 3, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::GuardFailed {
+                    guard: 0,
+                    instr: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("lt %0 %1 was true"), "{err}");
         let err = eval(&tape, &[1.0, 2.0], &[3.0], &mut ws, &mut out).unwrap_err();
         assert_eq!(

@@ -57,17 +57,26 @@ impl Inst {
     /// A one-operand op.
     pub fn unary(op: Op, a: Value) -> Inst {
         debug_assert_eq!(op.shape(), Shape::Values(1));
-        Inst { op, args: [a, 0, 0] }
+        Inst {
+            op,
+            args: [a, 0, 0],
+        }
     }
     /// A two-operand op.
     pub fn binary(op: Op, a: Value, b: Value) -> Inst {
         debug_assert_eq!(op.shape(), Shape::Values(2));
-        Inst { op, args: [a, b, 0] }
+        Inst {
+            op,
+            args: [a, b, 0],
+        }
     }
     /// A three-operand op.
     pub fn ternary(op: Op, a: Value, b: Value, c: Value) -> Inst {
         debug_assert_eq!(op.shape(), Shape::Values(3));
-        Inst { op, args: [a, b, c] }
+        Inst {
+            op,
+            args: [a, b, c],
+        }
     }
     /// `a.powi(n)`.
     pub fn powi(a: Value, n: i32) -> Inst {
@@ -236,7 +245,14 @@ mod tests {
 
     #[test]
     fn constants_keep_every_bit() {
-        for c in [0.0, -0.0, 1.5, f64::MIN_POSITIVE / 4.0, f64::INFINITY, -1e308] {
+        for c in [
+            0.0,
+            -0.0,
+            1.5,
+            f64::MIN_POSITIVE / 4.0,
+            f64::INFINITY,
+            -1e308,
+        ] {
             assert_eq!(Inst::constant(c).const_value().to_bits(), c.to_bits());
         }
         assert!(Inst::constant(f64::NAN).const_value().is_nan());

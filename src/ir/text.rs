@@ -37,7 +37,12 @@ pub(super) fn inst_expr(inst: &Inst) -> String {
 
 impl fmt::Display for Tape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "tape inputs={} params={}", self.n_inputs(), self.n_params())?;
+        writeln!(
+            f,
+            "tape inputs={} params={}",
+            self.n_inputs(),
+            self.n_params()
+        )?;
         for (i, inst) in self.insts().iter().enumerate() {
             writeln!(f, "%{i} = {}", inst_expr(inst))?;
         }
@@ -66,7 +71,10 @@ impl<'a> Line<'a> {
         let code = raw.split(';').next().unwrap_or("");
         let mut tokens = Vec::new();
         let mut start = None;
-        for (i, ch) in code.char_indices().chain(std::iter::once((code.len(), ' '))) {
+        for (i, ch) in code
+            .char_indices()
+            .chain(std::iter::once((code.len(), ' ')))
+        {
             match (ch.is_whitespace(), start) {
                 (true, Some(s)) => {
                     tokens.push(Token {
@@ -134,12 +142,7 @@ impl<'a> Line<'a> {
             .strip_prefix(key)
             .and_then(|r| r.strip_prefix('='))
             .and_then(|n| n.parse().ok())
-            .ok_or_else(|| {
-                self.error(
-                    t.column,
-                    format!("expected {key}=N, found `{}`", t.text),
-                )
-            })
+            .ok_or_else(|| self.error(t.column, format!("expected {key}=N, found `{}`", t.text)))
     }
 }
 
@@ -185,7 +188,10 @@ impl FromStr for Tape {
             if index as usize != insts.len() {
                 return Err(line.error(
                     head.column,
-                    format!("expected %{} (instructions are numbered in order)", insts.len()),
+                    format!(
+                        "expected %{} (instructions are numbered in order)",
+                        insts.len()
+                    ),
                 ));
             }
             let eq = line.token(1, "`=`")?;
@@ -213,9 +219,10 @@ impl FromStr for Tape {
                     }
                     (Inst { op, args }, 3 + n)
                 }
-                Shape::ValueImm if op == Op::Guard => {
-                    (Inst::guard(line.value(3)?, line.number(4, "true or false")?), 5)
-                }
+                Shape::ValueImm if op == Op::Guard => (
+                    Inst::guard(line.value(3)?, line.number(4, "true or false")?),
+                    5,
+                ),
                 Shape::ValueImm => (Inst::powi(line.value(3)?, line.number(4, "an i32")?), 5),
             };
             line.no_more(used)?;
@@ -293,7 +300,8 @@ outputs %8 %4
 
     #[test]
     fn errors_carry_line_and_column() {
-        let (l, c, m) = error_at("tape inputs=1 params=0\n%0 = input 0\n%1 = frob %0\noutputs %1\n");
+        let (l, c, m) =
+            error_at("tape inputs=1 params=0\n%0 = input 0\n%1 = frob %0\noutputs %1\n");
         assert_eq!((l, c), (3, 6));
         assert!(m.contains("unknown op `frob`"));
 

@@ -79,7 +79,9 @@ impl Tape {
                     )))
                 }
                 Some(inst) if inst.op == Op::Guard => {
-                    return Err(bad(format!("output {k} names guard %{v}, which has no value")))
+                    return Err(bad(format!(
+                        "output {k} names guard %{v}, which has no value"
+                    )))
                 }
                 _ => {}
             }
@@ -117,7 +119,11 @@ mod tests {
             (vec![Inst::input(1)], vec![], "input 1 out of range"),
             (vec![Inst::param(0)], vec![], "param 0 out of range"),
             (
-                vec![Inst::input(0), Inst::guard(0, true), Inst::unary(Op::Exp, 1)],
+                vec![
+                    Inst::input(0),
+                    Inst::guard(0, true),
+                    Inst::unary(Op::Exp, 1),
+                ],
                 vec![],
                 "is a guard",
             ),

@@ -201,7 +201,8 @@ impl Float for Var<'_> {
     /// As `f64::clamp`, branch-free (NaN stays NaN). `min <= max` is checked at
     /// trace time (and guarded); `f64::clamp` would panic, the trace call returns an error.
     fn clamp(self, min: Self, max: Self) -> Self {
-        if !(min <= max) {
+        let ordered = min <= max;
+        if !ordered {
             trace_error(format!(
                 "clamp called with min {} > max {} (or a NaN bound)",
                 min.value, max.value

@@ -33,8 +33,11 @@ pub struct Var<'t> {
     trace: u32,
     /// Invariant in `'t` (values of two traces never unify) and `!Send`
     /// (the recorder is thread-local).
-    brand: PhantomData<(fn(&'t ()) -> &'t (), *const ())>,
+    brand: Brand<'t>,
 }
+
+/// Invariant in `'t` and `!Send`.
+type Brand<'t> = PhantomData<(fn(&'t ()) -> &'t (), *const ())>;
 
 impl<'t> Var<'t> {
     fn constant(value: f64) -> Var<'t> {
@@ -86,7 +89,9 @@ impl<'t> Var<'t> {
 
     /// Records `self.powi(n)`.
     pub(crate) fn powi_var(self, n: i32) -> Var<'t> {
-        record([self], semantics::powi(self.value, n), |[a]| Inst::powi(a, n))
+        record([self], semantics::powi(self.value, n), |[a]| {
+            Inst::powi(a, n)
+        })
     }
 
     /// Decides a condition (a compare op, or any 0/1-valued op on `self`) at
@@ -269,20 +274,20 @@ where
     let ps: Vec<Var> = (0..n_p).map(|i| var(p[i as usize], n_x + i)).collect();
     let outs = f(&xs, &ps);
     let (insts, outputs, error) = RECORDERS.with_borrow_mut(|stack| {
-        let rec = stack.last_mut().expect("this trace's recorder is on the stack");
+        let rec = stack
+            .last_mut()
+            .expect("this trace's recorder is on the stack");
         let outputs: Vec<Value> = outs.iter().map(|v| rec.operand(v)).collect();
-        (
-            std::mem::take(&mut rec.insts),
-            outputs,
-            rec.error.take(),
-        )
+        (std::mem::take(&mut rec.insts), outputs, rec.error.take())
     });
     drop(pop);
     if let Some(e) = error {
         return Err(e);
     }
     if outputs.is_empty() {
-        return Err(Error::Trace("the traced function returned no outputs".into()));
+        return Err(Error::Trace(
+            "the traced function returned no outputs".into(),
+        ));
     }
     if insts.len() >= u32::MAX as usize {
         return Err(too_many("instructions", insts.len()));
