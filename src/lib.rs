@@ -50,11 +50,14 @@ pub mod cli;
 mod error;
 pub mod interp;
 pub mod ir;
+pub mod jit;
 mod real;
 pub mod suite;
 mod trace;
 
-pub use api::{grad, grad_with_params, Function, Grad, GradWithParams, WithParams};
+pub use api::{
+    grad, grad_with_params, Engine, Function, Grad, GradWithParams, WithParams, AUTO_JIT_MAX_LEN,
+};
 pub use error::{Error, Result};
 pub use ir::Tape;
 pub use num_traits::Float;

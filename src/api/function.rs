@@ -5,8 +5,57 @@ use crate::ad::{self, Seed};
 use crate::error::{check_len, Error, Result};
 use crate::interp;
 use crate::ir::Tape;
+use crate::jit::{self, JitFunction};
 use crate::trace::{trace_vector, Var};
 use std::sync::{Mutex, OnceLock};
+
+/// Which backend evaluates a tape.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// The reference interpreter: no compile time, slower per call.
+    Interpreter,
+    /// Native code from Cranelift, compiled on first use of each tape.
+    Jit,
+    /// The JIT for tapes up to [`AUTO_JIT_MAX_LEN`] instructions, the
+    /// interpreter above (where compile time would dominate until loops are rolled).
+    #[default]
+    Auto,
+}
+
+/// Longest tape [`Engine::Auto`] compiles.
+pub const AUTO_JIT_MAX_LEN: usize = 200_000;
+
+/// A tape and, once needed, its compiled form.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    tape: Tape,
+    compiled: OnceLock<std::result::Result<JitFunction, Error>>,
+}
+
+impl Prepared {
+    fn new(tape: Tape) -> Prepared {
+        Prepared {
+            tape,
+            compiled: OnceLock::new(),
+        }
+    }
+
+    /// The compiled tape, compiling it on first use.
+    pub(crate) fn compiled(&self) -> Result<&JitFunction> {
+        self.compiled
+            .get_or_init(|| jit::compile(&self.tape))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn uses_jit(&self, engine: Engine) -> bool {
+        match engine {
+            Engine::Interpreter => false,
+            Engine::Jit => true,
+            Engine::Auto => self.tape.len() <= AUTO_JIT_MAX_LEN,
+        }
+    }
+}
 
 /// A traced function, ready to evaluate and differentiate many times.
 ///
@@ -26,11 +75,12 @@ use std::sync::{Mutex, OnceLock};
 /// ```
 #[derive(Debug)]
 pub struct Function {
-    tape: Tape,
-    gradient_tape: OnceLock<Tape>,
-    tangent_tape: OnceLock<Tape>,
-    vjp_tape: OnceLock<Tape>,
-    hvp_tape: OnceLock<Tape>,
+    primal: Prepared,
+    gradient: OnceLock<Prepared>,
+    tangent: OnceLock<Prepared>,
+    vjp: OnceLock<Prepared>,
+    hvp: OnceLock<Prepared>,
+    engine: Engine,
     workspace: Mutex<Workspace>,
 }
 
@@ -38,6 +88,7 @@ pub struct Function {
 #[derive(Debug, Default)]
 struct Workspace {
     values: Vec<f64>,
+    scratch: Vec<f64>,
     inputs: Vec<f64>,
     outputs: Vec<f64>,
 }
@@ -84,61 +135,104 @@ impl Function {
             ));
         }
         Ok(Function {
-            tape,
-            gradient_tape: OnceLock::new(),
-            tangent_tape: OnceLock::new(),
-            vjp_tape: OnceLock::new(),
-            hvp_tape: OnceLock::new(),
+            primal: Prepared::new(tape),
+            gradient: OnceLock::new(),
+            tangent: OnceLock::new(),
+            vjp: OnceLock::new(),
+            hvp: OnceLock::new(),
+            engine: Engine::default(),
             workspace: Mutex::new(Workspace::default()),
         })
     }
 
+    /// The backend this function's evaluation methods use (default [`Engine::Auto`]).
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Chooses the backend for this function's evaluation methods.
+    pub fn set_engine(&mut self, engine: Engine) {
+        self.engine = engine;
+    }
+
     /// The traced tape.
     pub fn tape(&self) -> &Tape {
-        &self.tape
+        &self.primal.tape
+    }
+
+    fn gradient_prepared(&self) -> Result<&Prepared> {
+        self.require_scalar("a gradient")?;
+        Ok(self
+            .gradient
+            .get_or_init(|| Prepared::new(ad::reverse(self.tape(), 0..self.n_inputs(), Seed::One))))
+    }
+
+    fn tangent_prepared(&self) -> &Prepared {
+        self.tangent
+            .get_or_init(|| Prepared::new(ad::forward(self.tape(), 0..self.n_inputs())))
+    }
+
+    fn vjp_prepared(&self) -> &Prepared {
+        self.vjp.get_or_init(|| {
+            Prepared::new(ad::reverse(self.tape(), 0..self.n_inputs(), Seed::Inputs))
+        })
+    }
+
+    fn hvp_prepared(&self) -> Result<&Prepared> {
+        let gradient = &self.gradient_prepared()?.tape;
+        Ok(self
+            .hvp
+            .get_or_init(|| Prepared::new(ad::forward(gradient, 0..self.n_inputs()))))
     }
 
     /// The adjoint tape computing value and gradient in one sweep (scalar functions).
     pub fn gradient_tape(&self) -> Result<&Tape> {
-        self.require_scalar("a gradient")?;
-        Ok(self
-            .gradient_tape
-            .get_or_init(|| ad::reverse(&self.tape, 0..self.n_inputs(), Seed::One)))
+        Ok(&self.gradient_prepared()?.tape)
     }
 
     /// The tangent tape computing values and one JVP.
     pub fn tangent_tape(&self) -> &Tape {
-        self.tangent_tape
-            .get_or_init(|| ad::forward(&self.tape, 0..self.n_inputs()))
+        &self.tangent_prepared().tape
     }
 
     /// The adjoint tape with output weights as extra inputs (VJP).
     pub fn vjp_tape(&self) -> &Tape {
-        self.vjp_tape
-            .get_or_init(|| ad::reverse(&self.tape, 0..self.n_inputs(), Seed::Inputs))
+        &self.vjp_prepared().tape
     }
 
     /// The forward-over-reverse tape computing value, gradient and one HVP.
     pub fn hvp_tape(&self) -> Result<&Tape> {
-        let gradient = self.gradient_tape()?;
-        Ok(self
-            .hvp_tape
-            .get_or_init(|| ad::forward(gradient, 0..self.n_inputs())))
+        Ok(&self.hvp_prepared()?.tape)
+    }
+
+    /// The compiled primal tape (compiling it now if needed).
+    pub fn compiled_primal(&self) -> Result<&JitFunction> {
+        self.primal.compiled()
+    }
+
+    /// The compiled gradient tape (scalar functions; compiling it now if needed).
+    pub fn compiled_gradient(&self) -> Result<&JitFunction> {
+        self.gradient_prepared()?.compiled()
+    }
+
+    /// The compiled VJP tape (compiling it now if needed).
+    pub fn compiled_vjp(&self) -> Result<&JitFunction> {
+        self.vjp_prepared().compiled()
     }
 
     /// Number of active inputs.
     pub fn n_inputs(&self) -> usize {
-        self.tape.n_inputs()
+        self.tape().n_inputs()
     }
 
     /// Number of passive parameters.
     pub fn n_params(&self) -> usize {
-        self.tape.n_params()
+        self.tape().n_params()
     }
 
     /// Number of outputs.
     pub fn n_outputs(&self) -> usize {
-        self.tape.n_outputs()
+        self.tape().n_outputs()
     }
 
     fn require_scalar(&self, what: &str) -> Result<()> {
@@ -155,7 +249,11 @@ impl Function {
     /// Binds passive parameters `p` for the evaluations of the returned view.
     pub fn with_params<'a>(&'a self, p: &'a [f64]) -> Result<WithParams<'a>> {
         check_len("params", p.len(), self.n_params())?;
-        Ok(WithParams { f: self, p })
+        Ok(WithParams {
+            f: self,
+            p,
+            engine: self.engine,
+        })
     }
 
     fn without_params(&self) -> Result<WithParams<'_>> {
@@ -166,11 +264,27 @@ impl Function {
                 self.n_params()
             )));
         }
-        Ok(WithParams { f: self, p: &[] })
+        Ok(WithParams {
+            f: self,
+            p: &[],
+            engine: self.engine,
+        })
     }
 
     /// Runs `tape` on `inputs` (the parts concatenated), writing all its outputs to `out`.
-    fn run(&self, tape: &Tape, inputs: &[&[f64]], p: &[f64], out: &mut [f64]) -> Result<()> {
+    fn run(
+        &self,
+        engine: Engine,
+        tape: &Prepared,
+        inputs: &[&[f64]],
+        p: &[f64],
+        out: &mut [f64],
+    ) -> Result<()> {
+        let compiled = if tape.uses_jit(engine) {
+            Some(tape.compiled()?)
+        } else {
+            None
+        };
         let mut fresh;
         let mut guard;
         let ws: &mut Workspace = match self.workspace.try_lock() {
@@ -191,13 +305,17 @@ impl Function {
         for part in inputs {
             ws.inputs.extend_from_slice(part);
         }
-        interp::eval(tape, &ws.inputs, p, &mut ws.values, out)
+        match compiled {
+            Some(code) => code.run(&ws.inputs, p, out, &mut ws.scratch),
+            None => interp::eval(&tape.tape, &ws.inputs, p, &mut ws.values, out),
+        }
     }
 
     /// Runs `tape` and hands its outputs to `read` (without allocating once warm).
     fn run_with<R>(
         &self,
-        tape: &Tape,
+        engine: Engine,
+        tape: &Prepared,
         inputs: &[&[f64]],
         p: &[f64],
         read: impl FnOnce(&[f64]) -> R,
@@ -207,9 +325,9 @@ impl Function {
             Err(_) => Vec::new(),
         };
         outputs.clear();
-        outputs.resize(tape.n_outputs(), 0.0);
+        outputs.resize(tape.tape.n_outputs(), 0.0);
         let result = self
-            .run(tape, inputs, p, &mut outputs)
+            .run(engine, tape, inputs, p, &mut outputs)
             .map(|()| read(&outputs));
         if let Ok(mut ws) = self.workspace.try_lock() {
             ws.outputs = outputs;
@@ -256,13 +374,19 @@ delegate_without_params! {
 pub struct WithParams<'a> {
     f: &'a Function,
     p: &'a [f64],
+    engine: Engine,
 }
 
 impl WithParams<'_> {
+    /// The same view evaluating with another backend (e.g. to compare them).
+    pub fn engine(self, engine: Engine) -> Self {
+        WithParams { engine, ..self }
+    }
+
     /// Evaluates the outputs at `x` into `out`.
     pub fn eval(&self, x: &[f64], out: &mut [f64]) -> Result<()> {
         check_len("x", x.len(), self.f.n_inputs())?;
-        self.f.run(&self.f.tape, &[x], self.p, out)
+        self.f.run(self.engine, &self.f.primal, &[x], self.p, out)
     }
 
     /// The value of a scalar function at `x`.
@@ -278,8 +402,8 @@ impl WithParams<'_> {
         let n = self.f.n_inputs();
         check_len("x", x.len(), n)?;
         check_len("gradient", g.len(), n)?;
-        let tape = self.f.gradient_tape()?;
-        self.f.run_with(tape, &[x], self.p, |out| {
+        let tape = self.f.gradient_prepared()?;
+        self.f.run_with(self.engine, tape, &[x], self.p, |out| {
             g.copy_from_slice(&out[1..]);
             out[0]
         })
@@ -291,9 +415,10 @@ impl WithParams<'_> {
         check_len("x", x.len(), n)?;
         check_len("v", v.len(), n)?;
         check_len("jvp output", jv.len(), m)?;
-        let tape = self.f.tangent_tape();
-        self.f
-            .run_with(tape, &[x, v], self.p, |out| jv.copy_from_slice(&out[m..]))
+        let tape = self.f.tangent_prepared();
+        self.f.run_with(self.engine, tape, &[x, v], self.p, |out| {
+            jv.copy_from_slice(&out[m..])
+        })
     }
 
     /// The vector-Jacobian product `wᵀ J(x)` into `wj` (one per input).
@@ -302,9 +427,10 @@ impl WithParams<'_> {
         check_len("x", x.len(), n)?;
         check_len("w", w.len(), m)?;
         check_len("vjp output", wj.len(), n)?;
-        let tape = self.f.vjp_tape();
-        self.f
-            .run_with(tape, &[x, w], self.p, |out| wj.copy_from_slice(&out[m..]))
+        let tape = self.f.vjp_prepared();
+        self.f.run_with(self.engine, tape, &[x, w], self.p, |out| {
+            wj.copy_from_slice(&out[m..])
+        })
     }
 
     /// The Jacobian at `x`, row-major (outputs × inputs), into `jac`: by
@@ -342,9 +468,9 @@ impl WithParams<'_> {
         check_len("x", x.len(), n)?;
         check_len("v", v.len(), n)?;
         check_len("hvp output", hv.len(), n)?;
-        let tape = self.f.hvp_tape()?;
+        let tape = self.f.hvp_prepared()?;
         // Outputs: value, gradient (n), value tangent, gradient tangent (n).
-        self.f.run_with(tape, &[x, v], self.p, |out| {
+        self.f.run_with(self.engine, tape, &[x, v], self.p, |out| {
             hv.copy_from_slice(&out[n + 2..])
         })
     }

@@ -84,6 +84,28 @@ pub fn powi(a: f64, n: i32) -> f64 {
     a.powi(n)
 }
 
+/// `f64::max` as rustc compiles it on x86-64 (a NaN operand is ignored; of
+/// two equal operands, such as `-0.0` and `0.0`, the first is returned),
+/// spelled out so that every backend can reproduce it exactly.
+#[inline(always)]
+pub fn max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b > a {
+        b
+    } else {
+        a
+    }
+}
+
+/// `f64::min` as rustc compiles it on x86-64; see [`max`].
+#[inline(always)]
+pub fn min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b < a {
+        b
+    } else {
+        a
+    }
+}
+
 /// Value of a two-operand op.
 #[inline]
 pub fn binary(op: Op, a: f64, b: f64) -> f64 {
@@ -97,8 +119,8 @@ pub fn binary(op: Op, a: f64, b: f64) -> f64 {
         PowF => a.powf(b),
         Atan2 => a.atan2(b),
         Hypot => a.hypot(b),
-        Min => a.min(b),
-        Max => a.max(b),
+        Min => min(a, b),
+        Max => max(a, b),
         Copysign => a.copysign(b),
         Lt => flag(a < b),
         Le => flag(a <= b),
@@ -122,5 +144,32 @@ pub fn ternary(op: Op, a: f64, b: f64, c: f64) -> f64 {
             }
         }
         _ => unreachable!("{op:?} is not a ternary op"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hint::black_box;
+
+    #[test]
+    fn min_and_max_agree_with_std_bitwise() {
+        let v = [
+            0.0,
+            -0.0,
+            f64::NAN,
+            1.0,
+            -1.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e-310,
+        ];
+        for a in v {
+            for b in v {
+                let (a, b) = (black_box(a), black_box(b));
+                assert!(same(max(a, b), a.max(b)), "max({a:?}, {b:?})");
+                assert!(same(min(a, b), a.min(b)), "min({a:?}, {b:?})");
+            }
+        }
     }
 }

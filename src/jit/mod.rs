@@ -1,0 +1,359 @@
+//! The Cranelift backend: any verified tape becomes native code.
+//!
+//! A tape is split into chunks (see `layout`), each lowered inline to one
+//! Cranelift function (`lower`); a small Rust loop calls them in order. The
+//! native entry of a chunk is `(inputs, params, outputs, scratch) -> status`
+//! with raw `f64` buffers; [`JitFunction::run`] checks every length before
+//! entering native code. Status 0 is success, `k + 1` the failure of the guard
+//! at instruction `k`. Math without a machine instruction calls the wrappers
+//! in `math`, the same `f64` code the interpreter runs.
+
+mod layout;
+mod lower;
+mod math;
+
+use crate::error::{check_len, Error, Result};
+use crate::ir::{Op, Tape};
+use cranelift_codegen::ir::UserFuncName;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, Linkage, Module};
+use layout::Layout;
+use lower::{chunk_signature, ChunkLowering, MathDecls};
+
+/// Native entry of one chunk.
+type ChunkFn = unsafe extern "C" fn(*const f64, *const f64, *mut f64, *mut f64) -> i32;
+
+/// How to compile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JitOptions {
+    /// Most tape instructions per Cranelift function. Register allocation is
+    /// superlinear in function size, so bounding it keeps compile time linear.
+    pub chunk_len: usize,
+    /// Use Cranelift's single-pass register allocator (faster to compile,
+    /// more spills) instead of the backtracking one.
+    pub single_pass_regalloc: bool,
+}
+
+impl Default for JitOptions {
+    fn default() -> Self {
+        JitOptions {
+            chunk_len: 2000,
+            single_pass_regalloc: false,
+        }
+    }
+}
+
+/// A tape compiled to native code.
+///
+/// Owns its machine code and frees it when dropped. Evaluations only read
+/// the code, so it is `Send + Sync`.
+pub struct JitFunction {
+    module: Option<JITModule>,
+    chunks: Vec<ChunkFn>,
+    n_inputs: usize,
+    n_params: usize,
+    n_outputs: usize,
+    n_slots: usize,
+    /// Guard instruction index, ordinal and description, for errors.
+    guards: Vec<(u32, String)>,
+    code_bytes: usize,
+}
+
+// SAFETY: after `finalize_definitions` the module is never mutated again
+// (only dropped), and the chunk pointers refer to immutable machine code that
+// touches nothing but the buffers passed to each call. Sharing or sending
+// the handle across threads therefore cannot race.
+unsafe impl Send for JitFunction {}
+// SAFETY: see `Send`; `run` takes `&self` and mutates only caller buffers.
+unsafe impl Sync for JitFunction {}
+
+impl std::fmt::Debug for JitFunction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JitFunction")
+            .field("chunks", &self.chunks.len())
+            .field("n_slots", &self.n_slots)
+            .field("code_bytes", &self.code_bytes)
+            .finish()
+    }
+}
+
+impl Drop for JitFunction {
+    fn drop(&mut self) {
+        if let Some(module) = self.module.take() {
+            // SAFETY: the chunk pointers die with `self`; no call can be in
+            // flight because `run` borrows `self`.
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+fn jit_error(stage: &str, e: impl std::fmt::Display) -> Error {
+    Error::Unsupported(format!("JIT compilation failed while {stage}: {e}"))
+}
+
+/// Compiles a tape (verified first) with the default options.
+pub fn compile(tape: &Tape) -> Result<JitFunction> {
+    compile_with(tape, JitOptions::default())
+}
+
+/// Compiles a tape (verified first).
+pub fn compile_with(tape: &Tape, options: JitOptions) -> Result<JitFunction> {
+    tape.verify()?;
+    let mut flags = settings::builder();
+    let set = |f: &mut settings::Builder, k: &str, v: &str| {
+        f.set(k, v).map_err(|e| jit_error("configuring", e))
+    };
+    // `speed`: the egraph optimizer pays for itself on code run thousands of times.
+    set(&mut flags, "opt_level", "speed")?;
+    set(&mut flags, "is_pic", "false")?;
+    set(
+        &mut flags,
+        "enable_verifier",
+        if cfg!(debug_assertions) {
+            "true"
+        } else {
+            "false"
+        },
+    )?;
+    let regalloc = if options.single_pass_regalloc {
+        "single_pass"
+    } else {
+        "backtracking"
+    };
+    set(&mut flags, "regalloc_algorithm", regalloc)?;
+    let isa = cranelift_native::builder()
+        .map_err(|e| jit_error("detecting the host", e))?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| jit_error("building the ISA", e))?;
+    let native_fma = isa.has_native_fma();
+    let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
+    for (name, ptr, _) in math::all() {
+        builder.symbol(name, ptr);
+    }
+    let mut module = JITModule::new(builder);
+    let result = define_chunks(&mut module, tape, options, native_fma);
+    let (layout, ids, code_bytes) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            // SAFETY: nothing compiled in this module has been handed out.
+            unsafe { module.free_memory() };
+            return Err(e);
+        }
+    };
+    let chunks = ids
+        .into_iter()
+        .map(|id| {
+            let ptr = module.get_finalized_function(id);
+            // SAFETY: `id` was defined with `chunk_signature`, which is
+            // `(ptr, ptr, ptr, ptr) -> i32` in the host's C calling convention.
+            unsafe { std::mem::transmute::<*const u8, ChunkFn>(ptr) }
+        })
+        .collect();
+    let guards = tape
+        .insts()
+        .iter()
+        .enumerate()
+        .filter(|(_, inst)| inst.op == Op::Guard)
+        .map(|(i, _)| (i as u32, tape.describe_guard(i as u32)))
+        .collect();
+    Ok(JitFunction {
+        module: Some(module),
+        chunks,
+        n_inputs: tape.n_inputs(),
+        n_params: tape.n_params(),
+        n_outputs: tape.n_outputs(),
+        n_slots: layout.n_slots,
+        guards,
+        code_bytes,
+    })
+}
+
+/// Lowers and defines every chunk, then finalizes the module.
+fn define_chunks(
+    module: &mut JITModule,
+    tape: &Tape,
+    options: JitOptions,
+    native_fma: bool,
+) -> Result<(Layout, Vec<cranelift_module::FuncId>, usize)> {
+    let layout = Layout::plan(tape, options.chunk_len);
+    let math = MathDecls::declare(module).map_err(|e| jit_error("declaring math", e))?;
+    let mut outputs_by_chunk: Vec<Vec<(u32, u32)>> = vec![Vec::new(); layout.chunks.len().max(1)];
+    for (k, &v) in tape.outputs().iter().enumerate() {
+        outputs_by_chunk[v as usize / options.chunk_len.max(1)].push((v, k as u32));
+    }
+    let sig = chunk_signature(module);
+    let mut ctx = module.make_context();
+    let mut fctx = FunctionBuilderContext::new();
+    let mut ids = Vec::new();
+    let mut code_bytes = 0;
+    let ranges = if layout.chunks.is_empty() {
+        vec![0..0]
+    } else {
+        layout.chunks.clone()
+    };
+    for (c, range) in ranges.into_iter().enumerate() {
+        let id = module
+            .declare_function(&format!("chunk{c}"), Linkage::Local, &sig)
+            .map_err(|e| jit_error("declaring", e))?;
+        ctx.func.signature = sig.clone();
+        ctx.func.name = UserFuncName::user(0, id.as_u32());
+        ChunkLowering {
+            b: FunctionBuilder::new(&mut ctx.func, &mut fctx),
+            module,
+            math: &math,
+            tape,
+            layout: &layout,
+            native_fma,
+        }
+        .lower(range, &outputs_by_chunk[c]);
+        module
+            .define_function(id, &mut ctx)
+            .map_err(|e| jit_error("compiling", format!("{e:?}")))?;
+        code_bytes += ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
+        module.clear_context(&mut ctx);
+        ids.push(id);
+    }
+    module
+        .finalize_definitions()
+        .map_err(|e| jit_error("linking", e))?;
+    Ok((layout, ids, code_bytes))
+}
+
+impl JitFunction {
+    /// Number of active inputs the compiled tape reads.
+    pub fn n_inputs(&self) -> usize {
+        self.n_inputs
+    }
+
+    /// Number of outputs.
+    pub fn n_outputs(&self) -> usize {
+        self.n_outputs
+    }
+
+    /// Bytes of machine code.
+    pub fn code_bytes(&self) -> usize {
+        self.code_bytes
+    }
+
+    /// Number of Cranelift functions the tape was split into.
+    pub fn n_chunks(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// `f64`s of scratch memory one evaluation needs.
+    pub fn scratch_len(&self) -> usize {
+        self.n_slots
+    }
+
+    /// Evaluates on `inputs` and `params` into `out`; `scratch` is resized as
+    /// needed and can be reused across calls. On a failed guard, returns the
+    /// same [`Error::GuardFailed`] as the interpreter (`out` is then unspecified).
+    pub fn run(
+        &self,
+        inputs: &[f64],
+        params: &[f64],
+        out: &mut [f64],
+        scratch: &mut Vec<f64>,
+    ) -> Result<()> {
+        check_len("inputs", inputs.len(), self.n_inputs)?;
+        check_len("params", params.len(), self.n_params)?;
+        check_len("outputs", out.len(), self.n_outputs)?;
+        if scratch.len() < self.n_slots {
+            scratch.resize(self.n_slots, 0.0);
+        }
+        for chunk in &self.chunks {
+            // SAFETY: every length the code indexes was checked above: the
+            // tape's input, param and output indices are below the checked
+            // lengths (the tape verified), and scratch slots are below
+            // `n_slots <= scratch.len()`. The code writes only `out` and `scratch`.
+            let status = unsafe {
+                chunk(
+                    inputs.as_ptr(),
+                    params.as_ptr(),
+                    out.as_mut_ptr(),
+                    scratch.as_mut_ptr(),
+                )
+            };
+            if status != 0 {
+                return Err(self.guard_error(status as u32 - 1));
+            }
+        }
+        Ok(())
+    }
+
+    fn guard_error(&self, instr: u32) -> Error {
+        let ordinal = self.guards.partition_point(|(i, _)| *i < instr);
+        let detail = self
+            .guards
+            .get(ordinal)
+            .map_or_else(String::new, |(_, d)| d.clone());
+        Error::GuardFailed {
+            guard: ordinal,
+            instr,
+            detail,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interp;
+
+    fn both(tape: &Tape, x: &[f64], p: &[f64]) -> (Result<Vec<f64>>, Result<Vec<f64>>) {
+        let mut a = vec![0.0; tape.n_outputs()];
+        let mut b = vec![0.0; tape.n_outputs()];
+        let ia = interp::eval(tape, x, p, &mut Vec::new(), &mut a).map(|()| a);
+        let f = compile_with(
+            tape,
+            JitOptions {
+                chunk_len: 3,
+                ..JitOptions::default()
+            },
+        )
+        .unwrap();
+        let jb = f.run(x, p, &mut b, &mut Vec::new()).map(|()| b);
+        (ia, jb)
+    }
+
+    #[test]
+    fn agrees_with_the_interpreter_across_chunks_and_guards() {
+        let tape: Tape = "tape inputs=2 params=1
+%0 = input 0
+%1 = input 1
+%2 = param 0
+%3 = mul %0 %1
+%4 = lt %3 %2
+%5 = guard %4 true
+%6 = powi %3 -3
+%7 = sin %6
+%8 = max %7 %0
+%9 = round %8
+%10 = select %4 %9 %1
+outputs %10 %8 %0 %3
+"
+        .parse()
+        .unwrap();
+        let (a, b) = both(&tape, &[0.5, 0.7], &[1.0]);
+        assert_eq!(a.unwrap(), b.unwrap());
+        let (a, b) = both(&tape, &[2.0, 0.7], &[1.0]);
+        assert_eq!(a.unwrap_err(), b.unwrap_err());
+    }
+
+    #[test]
+    fn checks_lengths_before_running() {
+        let tape: Tape = "tape inputs=1 params=0\n%0 = input 0\noutputs %0\n"
+            .parse()
+            .unwrap();
+        let f = compile(&tape).unwrap();
+        let mut s = Vec::new();
+        assert!(f.run(&[], &[], &mut [0.0], &mut s).is_err());
+        assert!(f.run(&[1.0], &[], &mut [], &mut s).is_err());
+        assert!(f.run(&[1.0], &[1.0], &mut [0.0], &mut s).is_err());
+        let mut out = [0.0];
+        f.run(&[3.0], &[], &mut out, &mut s).unwrap();
+        assert_eq!(out, [3.0]);
+    }
+}
