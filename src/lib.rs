@@ -57,6 +57,7 @@ mod trace;
 
 pub use api::{
     grad, grad_with_params, Engine, Function, Grad, GradWithParams, WithParams, AUTO_JIT_MAX_LEN,
+    JACOBIAN_TAPE_MAX_WORK,
 };
 pub use error::{Error, Result};
 pub use ir::Tape;

@@ -46,8 +46,21 @@ impl Emitter {
         self.push(Inst::unary(op, a))
     }
 
+    /// `op(a, b)`, dropping exact identities (`x * 1`, `x + -0.0`, `x - 0.0`,
+    /// `x / 1`), which seeds and unit partials produce often.
     pub fn binary(&mut self, op: Op, a: Value, b: Value) -> Value {
-        self.push(Inst::binary(op, a, b))
+        let is = |v: Value, c: f64| {
+            let inst = self.insts[v as usize];
+            inst.op == Op::Const && inst.const_value().to_bits() == c.to_bits()
+        };
+        match op {
+            Op::Mul if is(a, 1.0) => b,
+            Op::Mul | Op::Div if is(b, 1.0) => a,
+            Op::Add if is(a, -0.0) => b,
+            Op::Add if is(b, -0.0) => a,
+            Op::Sub if is(b, 0.0) => a,
+            _ => self.push(Inst::binary(op, a, b)),
+        }
     }
 
     pub fn select(&mut self, cond: Value, a: Value, b: Value) -> Value {

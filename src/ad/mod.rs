@@ -11,7 +11,7 @@ mod forward;
 mod reverse;
 mod rules;
 
-pub use forward::forward;
+pub use forward::{forward, jacobian_forward};
 pub use reverse::{reverse, Seed};
 
 use crate::ir::{Op, Tape};

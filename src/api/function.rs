@@ -22,6 +22,10 @@ pub enum Engine {
     Auto,
 }
 
+/// Largest `inputs × tape length` for which the Jacobian is built as one
+/// forward vector-mode tape rather than computed by repeated sweeps.
+pub const JACOBIAN_TAPE_MAX_WORK: usize = 1 << 22;
+
 /// Longest tape [`Engine::Auto`] compiles.
 pub const AUTO_JIT_MAX_LEN: usize = 200_000;
 
@@ -80,6 +84,7 @@ pub struct Function {
     tangent: OnceLock<Prepared>,
     vjp: OnceLock<Prepared>,
     hvp: OnceLock<Prepared>,
+    jacobian: OnceLock<Option<Prepared>>,
     engine: Engine,
     workspace: Mutex<Workspace>,
 }
@@ -140,6 +145,7 @@ impl Function {
             tangent: OnceLock::new(),
             vjp: OnceLock::new(),
             hvp: OnceLock::new(),
+            jacobian: OnceLock::new(),
             engine: Engine::default(),
             workspace: Mutex::new(Workspace::default()),
         })
@@ -183,6 +189,24 @@ impl Function {
         Ok(self
             .hvp
             .get_or_init(|| Prepared::new(ad::forward(gradient, 0..self.n_inputs()))))
+    }
+
+    /// The forward vector-mode Jacobian tape, when it is small enough to
+    /// build (inputs × tape length up to [`JACOBIAN_TAPE_MAX_WORK`]).
+    fn jacobian_prepared(&self) -> Option<&Prepared> {
+        self.jacobian
+            .get_or_init(|| {
+                let work = self.n_inputs().saturating_mul(self.tape().len());
+                (work <= JACOBIAN_TAPE_MAX_WORK)
+                    .then(|| Prepared::new(ad::jacobian_forward(self.tape(), 0..self.n_inputs())))
+            })
+            .as_ref()
+    }
+
+    /// The Jacobian tape (forward vector mode, unit seeds as constants), if
+    /// small enough to build; see [`WithParams::jacobian`].
+    pub fn jacobian_tape(&self) -> Option<&Tape> {
+        self.jacobian_prepared().map(|p| &p.tape)
     }
 
     /// The adjoint tape computing value and gradient in one sweep (scalar functions).
@@ -433,14 +457,20 @@ impl WithParams<'_> {
         })
     }
 
-    /// The Jacobian at `x`, row-major (outputs × inputs), into `jac`: by
-    /// forward sweeps when there are no more inputs than outputs, else by
-    /// reverse sweeps.
+    /// The Jacobian at `x`, row-major (outputs × inputs), into `jac`. With no
+    /// more inputs than outputs: one evaluation of the forward vector-mode
+    /// Jacobian tape (or `n` JVP sweeps when that tape would be too big);
+    /// otherwise `m` VJP sweeps.
     pub fn jacobian(&self, x: &[f64], jac: &mut [f64]) -> Result<()> {
         let (n, m) = (self.f.n_inputs(), self.f.n_outputs());
         check_len("x", x.len(), n)?;
         check_len("jacobian", jac.len(), n * m)?;
         if n <= m {
+            if let Some(tape) = self.f.jacobian_prepared() {
+                return self.f.run_with(self.engine, tape, &[x], self.p, |out| {
+                    jac.copy_from_slice(&out[m..])
+                });
+            }
             let mut v = vec![0.0; n];
             let mut column = vec![0.0; m];
             for j in 0..n {

@@ -5,5 +5,5 @@
 mod function;
 mod grad;
 
-pub use function::{Engine, Function, WithParams, AUTO_JIT_MAX_LEN};
+pub use function::{Engine, Function, WithParams, AUTO_JIT_MAX_LEN, JACOBIAN_TAPE_MAX_WORK};
 pub use grad::{grad, grad_with_params, Grad, GradWithParams};
