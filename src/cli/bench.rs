@@ -6,7 +6,7 @@ use super::timing::{interleaved, once};
 use crate::error::Result;
 use crate::ir::semantics::same;
 use crate::suite::Case;
-use crate::{Function, Var};
+use crate::{Engine, Function, Var, WithParams};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -43,25 +43,39 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
         }
     });
     let bound = f.with_params(&p)?;
+    let interp = bound.engine(Engine::Interpreter);
+    let jit = bound.engine(Engine::Jit);
+    let (compile_primal_s, primal_code) = once(1, || f.compiled_primal().map(|c| c.code_bytes()));
+    let (compile_s, grad_code) = once(1, || {
+        if m == 1 {
+            f.compiled_gradient().map(|c| c.code_bytes())
+        } else {
+            f.compiled_vjp().map(|c| c.code_bytes())
+        }
+    });
+    let (primal_code, grad_code) = (primal_code?, grad_code?);
 
     let mut native_out = vec![0.0; m];
     let mut scratch = vec![0.0; case.scratch_len()];
     let mut interp_out = vec![0.0; m];
+    let mut jit_out = vec![0.0; m];
     let mut g = vec![0.0; n];
+    let mut jit_g = vec![0.0; n];
     case.eval_with_scratch(&x, &p, &mut native_out, &mut scratch);
-    bound.eval(&x, &mut interp_out)?;
-    let matches = native_out
-        .iter()
-        .zip(&interp_out)
-        .all(|(a, b)| same(*a, *b));
-    let gradient = |x: &[f64], g: &mut [f64]| -> Result<()> {
+    interp.eval(&x, &mut interp_out)?;
+    jit.eval(&x, &mut jit_out)?;
+    let gradient = |b: WithParams, x: &[f64], g: &mut [f64]| -> Result<()> {
         if m == 1 {
-            bound.gradient(x, g).map(drop)
+            b.gradient(x, g).map(drop)
         } else {
-            bound.vjp(x, &w, g)
+            b.vjp(x, &w, g)
         }
     };
-    gradient(&x, &mut g)?;
+    gradient(interp, &x, &mut g)?;
+    gradient(jit, &x, &mut jit_g)?;
+    let all_same = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(a, b)| same(*a, *b));
+    let matches = all_same(&native_out, &interp_out);
+    let jit_matches = all_same(&jit_out, &interp_out) && all_same(&jit_g, &g);
 
     let mut phi = |y: &[f64]| -> Result<f64> {
         let mut o = vec![0.0; m];
@@ -70,35 +84,58 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
     };
     let fd_err = max_rel_err_fd(&mut phi, &x, &g)?;
 
+    let mut native = || {
+        case.eval_with_scratch(black_box(&x), black_box(&p), &mut native_out, &mut scratch);
+        black_box(&native_out);
+    };
     let samples = {
-        let mut native = || {
-            case.eval_with_scratch(black_box(&x), black_box(&p), &mut native_out, &mut scratch);
-            black_box(&native_out);
-        };
         let mut interp_primal = || {
-            let _ = black_box(bound.eval(black_box(&x), &mut interp_out));
+            let _ = black_box(interp.eval(black_box(&x), &mut interp_out));
         };
         let mut interp_grad = || {
-            let _ = black_box(gradient(black_box(&x), &mut g));
+            let _ = black_box(gradient(interp, black_box(&x), &mut g));
+        };
+        let mut jit_primal = || {
+            let _ = black_box(jit.eval(black_box(&x), &mut jit_out));
+        };
+        let mut jit_grad = || {
+            let _ = black_box(gradient(jit, black_box(&x), &mut jit_g));
         };
         interleaved(
-            &mut [&mut native, &mut interp_primal, &mut interp_grad],
+            &mut [
+                &mut native,
+                &mut interp_primal,
+                &mut interp_grad,
+                &mut jit_primal,
+                &mut jit_grad,
+            ],
             budget,
         )
     };
-    let interp_jacobian_s = if m > 1 {
-        let mut jac = vec![0.0; n * m];
-        bound.jacobian(&x, &mut jac)?;
-        let mut jacobian = || {
-            let _ = black_box(bound.jacobian(black_box(&x), &mut jac));
+    // Vector outputs: the full Jacobian, interleaved with its own native run.
+    let jacobian = if m > 1 {
+        let mut jac_i = vec![0.0; n * m];
+        let mut jac_j = vec![0.0; n * m];
+        interp.jacobian(&x, &mut jac_i)?;
+        jit.jacobian(&x, &mut jac_j)?;
+        let mut interp_jacobian = || {
+            let _ = black_box(interp.jacobian(black_box(&x), &mut jac_i));
         };
-        Some(interleaved(&mut [&mut jacobian], budget / 4)[0].median)
+        let mut jit_jacobian = || {
+            let _ = black_box(jit.jacobian(black_box(&x), &mut jac_j));
+        };
+        let s = interleaved(
+            &mut [&mut native, &mut interp_jacobian, &mut jit_jacobian],
+            budget / 2,
+        );
+        Some((s[1].median, s[2].median, s[2].median / s[0].median))
     } else {
         None
     };
 
     let tape = f.tape();
-    let (native_s, primal_s, grad_s) = (samples[0].median, samples[1].median, samples[2].median);
+    let [native_s, primal_s, grad_s, jit_primal_s, jit_grad_s] =
+        [0, 1, 2, 3, 4].map(|k| samples[k].median);
     Ok(CaseReport {
         name: case.name().into(),
         size: case.size(),
@@ -108,9 +145,21 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
         native_primal_s: Some(native_s),
         interp_primal_s: Some(primal_s),
         interp_grad_s: Some(grad_s),
+        jit_primal_s: Some(jit_primal_s),
+        jit_grad_s: Some(jit_grad_s),
+        grad_ratio: Some(jit_grad_s / native_s),
+        jit_primal_ratio: Some(jit_primal_s / native_s),
+        interp_over_jit_grad: Some(grad_s / jit_grad_s),
+        jit_jacobian_s: jacobian.map(|j| j.1),
+        jit_jacobian_ratio: jacobian.map(|j| j.2),
+        compile_s: Some(compile_s),
+        compile_primal_s: Some(compile_primal_s),
+        compile_us_per_instr: Some(compile_s * 1e6 / grad_len as f64),
+        jit_code_bytes: Some((primal_code + grad_code) as u64),
+        jit_matches_interp: Some(jit_matches),
         interp_grad_ratio: Some(grad_s / native_s),
         interp_grad_ns_per_instr: Some(grad_s * 1e9 / grad_len as f64),
-        interp_jacobian_s,
+        interp_jacobian_s: jacobian.map(|j| j.0),
         grad_instrs_executed: Some(grad_len as u64),
         trace_s: Some(trace_s),
         derive_s: Some(derive_s),

@@ -129,9 +129,18 @@ fn bench(full: bool, specs: &[String], json: Option<PathBuf>, seconds: f64) -> R
         if r.interp_matches_native == Some(false) {
             println!("  warning: {case}: interpreted value differs from native f64");
         }
+        if r.jit_matches_interp == Some(false) {
+            println!("  warning: {case}: JIT result differs from the interpreter");
+        }
+        if let (Some(j), Some(ratio)) = (r.jit_jacobian_s, r.jit_jacobian_ratio) {
+            println!(
+                "  {case}: full Jacobian, JIT {} = {ratio:.2}x native primal",
+                report::human_time(Some(j))
+            );
+        }
         reports.push(r);
     }
-    println!("∇/f = interpreted gradient time / native f64 primal time; ns/instr per executed gradient-tape instruction");
+    println!("{}", report::TABLE_LEGEND);
     if let Some(path) = json {
         let doc = BenchReport {
             tapejit: env!("CARGO_PKG_VERSION").into(),

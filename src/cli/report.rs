@@ -29,6 +29,20 @@ pub struct CaseReport {
     pub jit_grad_s: Option<f64>,
     /// `jit_grad_s / native_primal_s`.
     pub grad_ratio: Option<f64>,
+    /// `jit_primal_s / native_primal_s` (extension).
+    pub jit_primal_ratio: Option<f64>,
+    /// `interp_grad_s / jit_grad_s` (extension).
+    pub interp_over_jit_grad: Option<f64>,
+    /// `jit_jacobian_s / native_primal_s`, measured interleaved (extension).
+    pub jit_jacobian_ratio: Option<f64>,
+    /// Compiling the primal tape (extension; `compile_s` is the gradient tape's).
+    pub compile_primal_s: Option<f64>,
+    /// `compile_s` per gradient-tape instruction, µs (extension).
+    pub compile_us_per_instr: Option<f64>,
+    /// Machine code of the compiled primal and gradient, bytes (extension).
+    pub jit_code_bytes: Option<u64>,
+    /// Whether the JIT's primal and gradient equal the interpreter's bitwise (extension).
+    pub jit_matches_interp: Option<bool>,
     /// `interp_grad_s / native_primal_s` (extension).
     pub interp_grad_ratio: Option<f64>,
     /// Interpreted gradient time per executed tape instruction, ns (extension).
@@ -141,42 +155,58 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or("-".into(), |v| v.to_string())
 }
 
+/// Columns of the terminal table: title, width, cell.
+type Column = (&'static str, usize, fn(&CaseReport) -> String);
+
+fn ratio(x: Option<f64>) -> String {
+    x.map_or("-".into(), |x| format!("{x:.2}x"))
+}
+
+const COLUMNS: &[Column] = &[
+    ("case", 11, |r| r.name.clone()),
+    ("size", 18, |r| r.size.clone()),
+    ("tape", 8, |r| opt(r.tape_len)),
+    ("∇ tape", 8, |r| opt(r.grad_tape_len)),
+    ("native f", 10, |r| human_time(r.native_primal_s)),
+    ("jit f", 10, |r| human_time(r.jit_primal_s)),
+    ("jit ∇", 10, |r| human_time(r.jit_grad_s)),
+    ("∇/f", 7, |r| ratio(r.grad_ratio)),
+    ("interp ∇", 10, |r| human_time(r.interp_grad_s)),
+    ("int/jit", 8, |r| ratio(r.interp_over_jit_grad)),
+    ("ns/ins", 7, |r| {
+        r.interp_grad_ns_per_instr
+            .map_or("-".into(), |x| format!("{x:.2}"))
+    }),
+    ("trace", 10, |r| human_time(r.trace_s)),
+    ("compile", 10, |r| human_time(r.compile_s)),
+    ("fd err", 8, |r| {
+        r.max_rel_err_fd.map_or("-".into(), |x| format!("{x:.1e}"))
+    }),
+];
+
+fn row(cells: impl Iterator<Item = (String, usize)>) -> String {
+    let mut line = String::new();
+    for (k, (cell, width)) in cells.enumerate() {
+        if k < 2 {
+            line += &format!("{cell:<width$} ");
+        } else {
+            line += &format!("{cell:>width$} ");
+        }
+    }
+    line.trim_end().to_string()
+}
+
 /// The terminal table's header.
 pub fn table_header() -> String {
-    format!(
-        "{:<11} {:<16} {:>6} {:>8} {:>9} {:>10} {:>10} {:>10} {:>7} {:>8} {:>9} {:>8}",
-        "case",
-        "size",
-        "inputs",
-        "tape",
-        "grad tape",
-        "native f",
-        "interp f",
-        "interp ∇",
-        "∇/f",
-        "ns/instr",
-        "trace",
-        "fd err"
-    )
+    row(COLUMNS.iter().map(|(t, w, _)| (t.to_string(), *w)))
 }
 
 /// One row of the terminal table.
 pub fn table_row(r: &CaseReport) -> String {
-    format!(
-        "{:<11} {:<16} {:>6} {:>8} {:>9} {:>10} {:>10} {:>10} {:>7} {:>8} {:>9} {:>8}",
-        r.name,
-        r.size,
-        r.inputs,
-        opt(r.tape_len),
-        opt(r.grad_tape_len),
-        human_time(r.native_primal_s),
-        human_time(r.interp_primal_s),
-        human_time(r.interp_grad_s),
-        r.interp_grad_ratio
-            .map_or("-".into(), |x| format!("{x:.1}x")),
-        r.interp_grad_ns_per_instr
-            .map_or("-".into(), |x| format!("{x:.2}")),
-        human_time(r.trace_s),
-        r.max_rel_err_fd.map_or("-".into(), |x| format!("{x:.1e}")),
-    )
+    row(COLUMNS.iter().map(|(_, w, cell)| (cell(r), *w)))
 }
+
+/// What the columns mean, printed under the table.
+pub const TABLE_LEGEND: &str = "∇/f = JIT gradient / native f64 primal (the cheap-gradient bound is ~4); \
+int/jit = interpreted / JIT gradient; ns/ins = interpreted gradient ns per tape instruction; \
+compile = JIT compile of the gradient tape; vector cases: ∇ is one VJP";
