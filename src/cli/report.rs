@@ -207,6 +207,7 @@ pub fn table_row(r: &CaseReport) -> String {
 }
 
 /// What the columns mean, printed under the table.
-pub const TABLE_LEGEND: &str = "∇/f = JIT gradient / native f64 primal (the cheap-gradient bound is ~4); \
+pub const TABLE_LEGEND: &str =
+    "∇/f = JIT gradient / native f64 primal (the cheap-gradient bound is ~4); \
 int/jit = interpreted / JIT gradient; ns/ins = interpreted gradient ns per tape instruction; \
 compile = JIT compile of the gradient tape; vector cases: ∇ is one VJP";

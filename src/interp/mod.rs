@@ -19,9 +19,12 @@ pub fn eval(
     check_len("inputs", inputs.len(), tape.n_inputs())?;
     check_len("params", params.len(), tape.n_params())?;
     check_len("outputs", out.len(), tape.n_outputs())?;
-    values.clear();
-    values.resize(tape.len(), 0.0);
-    run(tape, inputs, params, values)?;
+    // Every slot is written before it is read (SSA order), so stale values
+    // from an earlier tape need no clearing.
+    if values.len() < tape.len() {
+        values.resize(tape.len(), 0.0);
+    }
+    run(tape, inputs, params, &mut values[..tape.len()])?;
     for (o, &v) in out.iter_mut().zip(tape.outputs()) {
         *o = values[v as usize];
     }

@@ -47,11 +47,12 @@ impl MathDecls {
     }
 }
 
-/// The chunk function's signature: `(inputs, params, outputs, scratch) -> status`.
+/// The chunk function's signature:
+/// `(inputs_head, inputs_tail, params, outputs_head, outputs_tail, scratch) -> status`.
 pub(super) fn chunk_signature(module: &JITModule) -> Signature {
     let ptr = module.target_config().pointer_type();
     let mut sig = module.make_signature();
-    for _ in 0..4 {
+    for _ in 0..6 {
         sig.params.push(AbiParam::new(ptr));
     }
     sig.returns.push(AbiParam::new(types::I32));
@@ -66,6 +67,10 @@ pub(super) struct ChunkLowering<'a, 'b> {
     pub tape: &'a Tape,
     pub layout: &'a Layout,
     pub native_fma: bool,
+    /// Inputs below this index come from the head buffer, the rest from the tail.
+    pub input_split: usize,
+    /// Outputs below this index go to the head buffer, the rest to the tail.
+    pub output_split: usize,
 }
 
 struct State {
@@ -75,14 +80,16 @@ struct State {
     bools: Vec<Option<Value>>,
     imported: HashMap<u32, Value>,
     funcs: HashMap<&'static str, FuncRef>,
-    ptrs: [Value; 4],
+    ptrs: [Value; 6],
     fail: cranelift_codegen::ir::Block,
 }
 
-const INPUTS: usize = 0;
-const PARAMS: usize = 1;
-const OUTPUTS: usize = 2;
-const SCRATCH: usize = 3;
+const INPUTS_HEAD: usize = 0;
+const INPUTS_TAIL: usize = 1;
+const PARAMS: usize = 2;
+const OUTPUTS_HEAD: usize = 3;
+const OUTPUTS_TAIL: usize = 4;
+const SCRATCH: usize = 5;
 
 impl<'b> ChunkLowering<'_, 'b> {
     /// Emits the body for instructions `range`, storing outputs in `outputs` (value, index).
@@ -91,7 +98,9 @@ impl<'b> ChunkLowering<'_, 'b> {
         self.b.append_block_params_for_function_params(entry);
         self.b.switch_to_block(entry);
         let params = self.b.block_params(entry);
-        let ptrs = [params[0], params[1], params[2], params[3]];
+        let ptrs = [
+            params[0], params[1], params[2], params[3], params[4], params[5],
+        ];
         let fail = self.b.create_block();
         self.b.append_block_param(fail, types::I32);
         let mut st = State {
@@ -117,7 +126,13 @@ impl<'b> ChunkLowering<'_, 'b> {
         }
         for &(v, k) in outputs {
             let val = self.operand(&mut st, v);
-            self.store(st.ptrs[OUTPUTS], k as usize, val);
+            let k = k as usize;
+            let (base, index) = if k < self.output_split {
+                (st.ptrs[OUTPUTS_HEAD], k)
+            } else {
+                (st.ptrs[OUTPUTS_TAIL], k - self.output_split)
+            };
+            self.store(base, index, val);
         }
         let ok = self.b.ins().iconst(types::I32, 0);
         self.b.ins().return_(&[ok]);
@@ -148,6 +163,15 @@ impl<'b> ChunkLowering<'_, 'b> {
             .load(types::F64, MemFlagsData::trusted(), addr, off)
     }
 
+    /// Input `i`, from the head or the tail buffer.
+    fn input(&mut self, st: &State, i: usize) -> Value {
+        if i < self.input_split {
+            self.load(st.ptrs[INPUTS_HEAD], i)
+        } else {
+            self.load(st.ptrs[INPUTS_TAIL], i - self.input_split)
+        }
+    }
+
     fn store(&mut self, base: Value, index: usize, v: Value) {
         let (addr, off) = self.address(base, index);
         self.b.ins().store(MemFlagsData::trusted(), v, addr, off);
@@ -165,7 +189,7 @@ impl<'b> ChunkLowering<'_, 'b> {
         let inst = self.tape.insts()[i];
         let val = match inst.op {
             Op::Const => self.b.ins().f64const(inst.const_value()),
-            Op::Input => self.load(st.ptrs[INPUTS], inst.args[0] as usize),
+            Op::Input => self.input(st, inst.args[0] as usize),
             Op::Param => self.load(st.ptrs[PARAMS], inst.args[0] as usize),
             _ => {
                 let slot = self
@@ -233,7 +257,7 @@ impl<'b> ChunkLowering<'_, 'b> {
         let op = inst.op;
         match op {
             Op::Const => return self.b.ins().f64const(inst.const_value()),
-            Op::Input => return self.load(st.ptrs[INPUTS], inst.args[0] as usize),
+            Op::Input => return self.input(st, inst.args[0] as usize),
             Op::Param => return self.load(st.ptrs[PARAMS], inst.args[0] as usize),
             Op::Select => {
                 let c = self.truthy(st, inst.args[0]);

@@ -22,8 +22,13 @@ use cranelift_module::{default_libcall_names, Linkage, Module};
 use layout::Layout;
 use lower::{chunk_signature, ChunkLowering, MathDecls};
 
-/// Native entry of one chunk.
-type ChunkFn = unsafe extern "C" fn(*const f64, *const f64, *mut f64, *mut f64) -> i32;
+/// The status [`JitFunction::call`] returns for a buffer of the wrong length.
+pub const LENGTH_MISMATCH: u32 = u32::MAX;
+
+/// Native entry of one chunk: input head and tail, params, output head and
+/// tail, scratch.
+type ChunkFn =
+    unsafe extern "C" fn(*const f64, *const f64, *const f64, *mut f64, *mut f64, *mut f64) -> i32;
 
 /// How to compile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +39,13 @@ pub struct JitOptions {
     /// Use Cranelift's single-pass register allocator (faster to compile,
     /// more spills) instead of the backtracking one.
     pub single_pass_regalloc: bool,
+    /// Inputs `..input_split` are read from one buffer and the rest from
+    /// another (see [`JitFunction::call_parts`]), so that e.g. `x` and `v` of a
+    /// JVP need not be copied together. `None`: all inputs in the first.
+    pub input_split: Option<usize>,
+    /// Outputs `..output_split` go to one buffer and the rest to another,
+    /// e.g. a gradient tape's value and gradient. `None`: all in the first.
+    pub output_split: Option<usize>,
 }
 
 impl Default for JitOptions {
@@ -41,6 +53,8 @@ impl Default for JitOptions {
         JitOptions {
             chunk_len: 2000,
             single_pass_regalloc: false,
+            input_split: None,
+            output_split: None,
         }
     }
 }
@@ -55,6 +69,8 @@ pub struct JitFunction {
     n_inputs: usize,
     n_params: usize,
     n_outputs: usize,
+    input_split: usize,
+    output_split: usize,
     n_slots: usize,
     /// Guard instruction index, ordinal and description, for errors.
     guards: Vec<(u32, String)>,
@@ -101,6 +117,17 @@ pub fn compile(tape: &Tape) -> Result<JitFunction> {
 /// Compiles a tape (verified first).
 pub fn compile_with(tape: &Tape, options: JitOptions) -> Result<JitFunction> {
     tape.verify()?;
+    let splits = (
+        options.input_split.unwrap_or(tape.n_inputs()),
+        options.output_split.unwrap_or(tape.n_outputs()),
+    );
+    if splits.0 > tape.n_inputs() || splits.1 > tape.n_outputs() {
+        return Err(Error::Unsupported(format!(
+            "JIT input/output split {splits:?} beyond the tape's {} inputs and {} outputs",
+            tape.n_inputs(),
+            tape.n_outputs()
+        )));
+    }
     let mut flags = settings::builder();
     let set = |f: &mut settings::Builder, k: &str, v: &str| {
         f.set(k, v).map_err(|e| jit_error("configuring", e))
@@ -133,7 +160,7 @@ pub fn compile_with(tape: &Tape, options: JitOptions) -> Result<JitFunction> {
         builder.symbol(name, ptr);
     }
     let mut module = JITModule::new(builder);
-    let result = define_chunks(&mut module, tape, options, native_fma);
+    let result = define_chunks(&mut module, tape, options, native_fma, splits);
     let (layout, ids, code_bytes) = match result {
         Ok(r) => r,
         Err(e) => {
@@ -147,7 +174,7 @@ pub fn compile_with(tape: &Tape, options: JitOptions) -> Result<JitFunction> {
         .map(|id| {
             let ptr = module.get_finalized_function(id);
             // SAFETY: `id` was defined with `chunk_signature`, which is
-            // `(ptr, ptr, ptr, ptr) -> i32` in the host's C calling convention.
+            // `(ptr × 6) -> i32` in the host's C calling convention.
             unsafe { std::mem::transmute::<*const u8, ChunkFn>(ptr) }
         })
         .collect();
@@ -164,6 +191,8 @@ pub fn compile_with(tape: &Tape, options: JitOptions) -> Result<JitFunction> {
         n_inputs: tape.n_inputs(),
         n_params: tape.n_params(),
         n_outputs: tape.n_outputs(),
+        input_split: splits.0,
+        output_split: splits.1,
         n_slots: layout.n_slots,
         guards,
         code_bytes,
@@ -176,6 +205,7 @@ fn define_chunks(
     tape: &Tape,
     options: JitOptions,
     native_fma: bool,
+    (input_split, output_split): (usize, usize),
 ) -> Result<(Layout, Vec<cranelift_module::FuncId>, usize)> {
     let layout = Layout::plan(tape, options.chunk_len);
     let math = MathDecls::declare(module).map_err(|e| jit_error("declaring math", e))?;
@@ -206,6 +236,8 @@ fn define_chunks(
             tape,
             layout: &layout,
             native_fma,
+            input_split,
+            output_split,
         }
         .lower(range, &outputs_by_chunk[c]);
         module
@@ -257,30 +289,91 @@ impl JitFunction {
         out: &mut [f64],
         scratch: &mut Vec<f64>,
     ) -> Result<()> {
-        check_len("inputs", inputs.len(), self.n_inputs)?;
-        check_len("params", params.len(), self.n_params)?;
-        check_len("outputs", out.len(), self.n_outputs)?;
+        let status = self.call(inputs, params, out, scratch);
+        self.result(status, inputs.len(), params.len(), out.len())
+    }
+
+    /// [`JitFunction::run`] returning a raw status (`0` success,
+    /// [`LENGTH_MISMATCH`], or `k + 1` for the guard at instruction `k`): a
+    /// register-sized result keeps the call path of tiny functions short.
+    /// Turn it into a `Result` with [`JitFunction::result`].
+    #[inline]
+    pub fn call(
+        &self,
+        inputs: &[f64],
+        params: &[f64],
+        out: &mut [f64],
+        scratch: &mut Vec<f64>,
+    ) -> u32 {
+        if inputs.len() != self.n_inputs || out.len() != self.n_outputs {
+            return LENGTH_MISMATCH;
+        }
+        let (in_head, in_tail) = inputs.split_at(self.input_split);
+        let (out_head, out_tail) = out.split_at_mut(self.output_split);
+        self.call_parts(in_head, in_tail, params, out_head, out_tail, scratch)
+    }
+
+    /// [`JitFunction::call`] with the inputs and outputs each in two buffers,
+    /// split where [`JitOptions`] said: no copying to join them.
+    #[inline]
+    pub fn call_parts(
+        &self,
+        inputs_head: &[f64],
+        inputs_tail: &[f64],
+        params: &[f64],
+        outputs_head: &mut [f64],
+        outputs_tail: &mut [f64],
+        scratch: &mut Vec<f64>,
+    ) -> u32 {
+        if inputs_head.len() != self.input_split
+            || inputs_tail.len() != self.n_inputs - self.input_split
+            || params.len() != self.n_params
+            || outputs_head.len() != self.output_split
+            || outputs_tail.len() != self.n_outputs - self.output_split
+        {
+            return LENGTH_MISMATCH;
+        }
         if scratch.len() < self.n_slots {
             scratch.resize(self.n_slots, 0.0);
         }
         for chunk in &self.chunks {
             // SAFETY: every length the code indexes was checked above: the
-            // tape's input, param and output indices are below the checked
-            // lengths (the tape verified), and scratch slots are below
-            // `n_slots <= scratch.len()`. The code writes only `out` and `scratch`.
+            // tape verified, so its input, param and output indices are below
+            // the checked lengths of the buffers they are split across, and
+            // scratch slots are below `n_slots <= scratch.len()`. The code
+            // writes only the output buffers and `scratch`.
             let status = unsafe {
                 chunk(
-                    inputs.as_ptr(),
+                    inputs_head.as_ptr(),
+                    inputs_tail.as_ptr(),
                     params.as_ptr(),
-                    out.as_mut_ptr(),
+                    outputs_head.as_mut_ptr(),
+                    outputs_tail.as_mut_ptr(),
                     scratch.as_mut_ptr(),
                 )
             };
             if status != 0 {
-                return Err(self.guard_error(status as u32 - 1));
+                return status as u32;
             }
         }
-        Ok(())
+        0
+    }
+
+    /// The `Result` of a [`JitFunction::call`] status, given the lengths passed.
+    /// `inputs`, `params` and `outputs` are the total lengths passed.
+    pub fn result(&self, status: u32, inputs: usize, params: usize, outputs: usize) -> Result<()> {
+        match status {
+            0 => Ok(()),
+            LENGTH_MISMATCH => {
+                check_len("inputs", inputs, self.n_inputs)?;
+                check_len("params", params, self.n_params)?;
+                check_len("outputs", outputs, self.n_outputs)?;
+                Err(Error::Unsupported(
+                    "inputs or outputs split differently from how the function was compiled".into(),
+                ))
+            }
+            guard => Err(self.guard_error(guard - 1)),
+        }
     }
 
     fn guard_error(&self, instr: u32) -> Error {
