@@ -52,6 +52,7 @@ pub mod interp;
 pub mod ir;
 pub mod jit;
 mod real;
+pub mod rng;
 pub mod suite;
 mod trace;
 

@@ -12,6 +12,7 @@
 //! code beyond the instruction list itself.
 
 mod op;
+pub mod random;
 pub mod semantics;
 mod text;
 mod verify;

@@ -15,12 +15,14 @@ mod math;
 use crate::error::{check_len, Error, Result};
 use crate::ir::{Op, Tape};
 use cranelift_codegen::ir::UserFuncName;
+use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Linkage, Module};
 use layout::Layout;
 use lower::{chunk_signature, ChunkLowering, MathDecls};
+use std::sync::OnceLock;
 
 /// The status [`JitFunction::call`] returns for a buffer of the wrong length.
 pub const LENGTH_MISMATCH: u32 = u32::MAX;
@@ -109,6 +111,42 @@ fn jit_error(stage: &str, e: impl std::fmt::Display) -> Error {
     Error::Unsupported(format!("JIT compilation failed while {stage}: {e}"))
 }
 
+/// The host ISA with our settings, built once per process (per allocator choice).
+fn host_isa(single_pass_regalloc: bool) -> Result<OwnedTargetIsa> {
+    static ISAS: [OnceLock<std::result::Result<OwnedTargetIsa, String>>; 2] =
+        [OnceLock::new(), OnceLock::new()];
+    ISAS[usize::from(single_pass_regalloc)]
+        .get_or_init(|| {
+            let mut flags = settings::builder();
+            let regalloc = if single_pass_regalloc {
+                "single_pass"
+            } else {
+                "backtracking"
+            };
+            // `speed`: the egraph optimizer pays for itself on code run thousands
+            // of times. The verifier runs in debug builds only.
+            let verifier = if cfg!(debug_assertions) {
+                "true"
+            } else {
+                "false"
+            };
+            for (k, v) in [
+                ("opt_level", "speed"),
+                ("is_pic", "false"),
+                ("enable_verifier", verifier),
+                ("regalloc_algorithm", regalloc),
+            ] {
+                flags.set(k, v).map_err(|e| format!("setting {k}: {e}"))?;
+            }
+            cranelift_native::builder()
+                .map_err(|e| format!("detecting the host: {e}"))?
+                .finish(settings::Flags::new(flags))
+                .map_err(|e| format!("building the ISA: {e}"))
+        })
+        .clone()
+        .map_err(|e| jit_error("configuring", e))
+}
+
 /// Compiles a tape (verified first) with the default options.
 pub fn compile(tape: &Tape) -> Result<JitFunction> {
     compile_with(tape, JitOptions::default())
@@ -128,32 +166,7 @@ pub fn compile_with(tape: &Tape, options: JitOptions) -> Result<JitFunction> {
             tape.n_outputs()
         )));
     }
-    let mut flags = settings::builder();
-    let set = |f: &mut settings::Builder, k: &str, v: &str| {
-        f.set(k, v).map_err(|e| jit_error("configuring", e))
-    };
-    // `speed`: the egraph optimizer pays for itself on code run thousands of times.
-    set(&mut flags, "opt_level", "speed")?;
-    set(&mut flags, "is_pic", "false")?;
-    set(
-        &mut flags,
-        "enable_verifier",
-        if cfg!(debug_assertions) {
-            "true"
-        } else {
-            "false"
-        },
-    )?;
-    let regalloc = if options.single_pass_regalloc {
-        "single_pass"
-    } else {
-        "backtracking"
-    };
-    set(&mut flags, "regalloc_algorithm", regalloc)?;
-    let isa = cranelift_native::builder()
-        .map_err(|e| jit_error("detecting the host", e))?
-        .finish(settings::Flags::new(flags))
-        .map_err(|e| jit_error("building the ISA", e))?;
+    let isa = host_isa(options.single_pass_regalloc)?;
     let native_fma = isa.has_native_fma();
     let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
     for (name, ptr, _) in math::all() {

@@ -8,8 +8,8 @@ use super::lorenz::{lorenz_rk4, LORENZ_DEFAULT_INPUT};
 use super::mlp::{
     mlp, mlp_data, mlp_default_weights, MLP_BATCH, MLP_HIDDEN, MLP_N_DATA, MLP_N_WEIGHTS,
 };
-use super::rng::SplitMix64;
 use super::rosenbrock::{rosenbrock, rosenbrock_default_input};
+use crate::rng::SplitMix64;
 use crate::Real;
 
 /// Seed of the VJP weight vector of vector-output cases ([`Case::vjp_weights`]).

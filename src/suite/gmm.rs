@@ -1,6 +1,6 @@
 //! Gaussian-mixture log-likelihood with a Wishart prior (ADBench GMM).
 
-use super::rng::SplitMix64;
+use crate::rng::SplitMix64;
 use crate::Real;
 
 /// Seed of the GMM data points ([`gmm_points`]).

@@ -1,6 +1,6 @@
 //! A small dense network's training loss.
 
-use super::rng::SplitMix64;
+use crate::rng::SplitMix64;
 use crate::Real;
 
 /// Inputs per sample of [`mlp`].

@@ -38,10 +38,11 @@ mod limits;
 mod lorenz;
 mod mlp;
 mod parse;
-mod rng;
+
 mod rosenbrock;
 mod sizes;
 
+pub use crate::rng::SplitMix64;
 pub use broyden::{broyden, broyden_default_input};
 pub use case::{Case, SEED_VJP_WEIGHTS};
 pub use gmm::{
@@ -55,7 +56,6 @@ pub use mlp::{
     MLP_N_WEIGHTS, SEED_MLP_DATA, SEED_MLP_WEIGHTS,
 };
 pub use parse::CaseError;
-pub use rng::SplitMix64;
 pub use rosenbrock::{rosenbrock, rosenbrock_default_input};
 pub use sizes::CASE_NAMES;
 

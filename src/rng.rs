@@ -1,4 +1,4 @@
-//! The suite's only source of randomness.
+//! The crate's only source of randomness (suite data, random tapes).
 //!
 //! Every seeded input of the suite comes from [`SplitMix64`], so that the data
 //! can be regenerated bit for bit from a seed by any other tool (a Python or
