@@ -198,6 +198,20 @@ fn show(spec: &str, all: bool) -> Result<(), String> {
         ("VJP tape (reverse transform)", f.vjp_tape())
     };
     print_tape(derived.0, derived.1, all);
+    let ir = crate::jit::cranelift_ir(derived.1, crate::jit::JitOptions::default())
+        .map_err(|e| e.to_string())?;
+    let lines: Vec<&str> = ir.lines().collect();
+    println!(
+        "== Cranelift IR of the {}: {} lines",
+        derived.0,
+        lines.len()
+    );
+    if all || lines.len() <= 120 {
+        println!("{ir}");
+    } else {
+        lines[..100].iter().for_each(|l| println!("{l}"));
+        println!("... {} lines omitted (--all prints them) ...", lines.len() - 100);
+    }
     Ok(())
 }
 

@@ -173,7 +173,7 @@ pub fn compile_with(tape: &Tape, options: JitOptions) -> Result<JitFunction> {
         builder.symbol(name, ptr);
     }
     let mut module = JITModule::new(builder);
-    let result = define_chunks(&mut module, tape, options, native_fma, splits);
+    let result = define_chunks(&mut module, tape, options, native_fma, splits, None);
     let (layout, ids, code_bytes) = match result {
         Ok(r) => r,
         Err(e) => {
@@ -219,6 +219,7 @@ fn define_chunks(
     options: JitOptions,
     native_fma: bool,
     (input_split, output_split): (usize, usize),
+    mut listing: Option<&mut String>,
 ) -> Result<(Layout, Vec<cranelift_module::FuncId>, usize)> {
     let layout = Layout::plan(tape, options.chunk_len);
     let math = MathDecls::declare(module).map_err(|e| jit_error("declaring math", e))?;
@@ -253,6 +254,10 @@ fn define_chunks(
             output_split,
         }
         .lower(range, &outputs_by_chunk[c]);
+        if let Some(text) = listing.as_deref_mut() {
+            text.push_str(&ctx.func.display().to_string());
+            text.push('\n');
+        }
         module
             .define_function(id, &mut ctx)
             .map_err(|e| jit_error("compiling", format!("{e:?}")))?;
@@ -264,6 +269,25 @@ fn define_chunks(
         .finalize_definitions()
         .map_err(|e| jit_error("linking", e))?;
     Ok((layout, ids, code_bytes))
+}
+
+/// The Cranelift IR a tape lowers to (before Cranelift's own optimizations),
+/// one function per chunk, for `tapejit show`.
+pub fn cranelift_ir(tape: &Tape, options: JitOptions) -> Result<String> {
+    tape.verify()?;
+    let isa = host_isa(options.single_pass_regalloc)?;
+    let native_fma = isa.has_native_fma();
+    let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
+    for (name, ptr, _) in math::all() {
+        builder.symbol(name, ptr);
+    }
+    let mut module = JITModule::new(builder);
+    let splits = (tape.n_inputs(), tape.n_outputs());
+    let mut text = String::new();
+    let result = define_chunks(&mut module, tape, options, native_fma, splits, Some(&mut text));
+    // SAFETY: no pointer into this module's code was handed out.
+    unsafe { module.free_memory() };
+    result.map(|_| text)
 }
 
 impl JitFunction {
