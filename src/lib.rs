@@ -51,14 +51,15 @@ mod error;
 pub mod interp;
 pub mod ir;
 pub mod jit;
+pub mod opt;
 mod real;
 pub mod rng;
 pub mod suite;
 mod trace;
 
 pub use api::{
-    grad, grad_with_params, Engine, Function, Grad, GradWithParams, WithParams, AUTO_JIT_MAX_LEN,
-    JACOBIAN_TAPE_MAX_WORK,
+    grad, grad_with_params, Engine, Function, Grad, GradWithParams, Options, WithParams,
+    AUTO_JIT_MAX_LEN, JACOBIAN_TAPE_MAX_WORK,
 };
 pub use error::{Error, Result};
 pub use ir::Tape;

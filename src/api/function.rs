@@ -6,6 +6,7 @@ use crate::ad::{self, Seed};
 use crate::error::{check_len, Error, Result};
 use crate::ir::Tape;
 use crate::jit::JitFunction;
+use crate::opt;
 use crate::trace::{trace_vector, Var};
 use std::sync::OnceLock;
 
@@ -32,6 +33,8 @@ pub const JACOBIAN_TAPE_MAX_WORK: usize = 1 << 22;
 /// ```
 #[derive(Debug)]
 pub struct Function {
+    traced: Tape,
+    options: Options,
     pub(super) primal: Prepared,
     gradient: OnceLock<Prepared>,
     tangent: OnceLock<Prepared>,
@@ -39,6 +42,25 @@ pub struct Function {
     hvp: OnceLock<Prepared>,
     jacobian: OnceLock<Option<Prepared>>,
     engine: Engine,
+}
+
+/// How a [`Function`] prepares its tapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Run the exact optimizer ([`crate::opt::optimize`]) on the traced tape
+    /// and on every derived tape (default `true`).
+    pub optimize: bool,
+    /// The backend of the evaluation methods (default [`Engine::Auto`]).
+    pub engine: Engine,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            optimize: true,
+            engine: Engine::Auto,
+        }
+    }
 }
 
 impl Function {
@@ -74,8 +96,14 @@ impl Function {
         Function::from_tape(trace_vector(x, p, f)?)
     }
 
-    /// Wraps a tape (parsed, built by hand or transformed) after verifying it.
+    /// Wraps a tape (parsed, built by hand or transformed) after verifying it,
+    /// with the default [`Options`].
     pub fn from_tape(tape: Tape) -> Result<Function> {
+        Function::from_tape_with(tape, Options::default())
+    }
+
+    /// Wraps a tape after verifying it.
+    pub fn from_tape_with(tape: Tape, options: Options) -> Result<Function> {
         tape.verify()?;
         if tape.n_outputs() == 0 {
             return Err(Error::Unsupported(
@@ -83,15 +111,22 @@ impl Function {
             ));
         }
         let n = tape.n_inputs();
+        let primal = if options.optimize {
+            opt::optimize(&tape)
+        } else {
+            tape.clone()
+        };
         Ok(Function {
+            traced: tape,
+            options,
             // All outputs to the caller's buffer.
-            primal: Prepared::new(tape, n, 0),
+            primal: Prepared::new(primal, n, 0),
             gradient: OnceLock::new(),
             tangent: OnceLock::new(),
             vjp: OnceLock::new(),
             hvp: OnceLock::new(),
             jacobian: OnceLock::new(),
-            engine: Engine::default(),
+            engine: options.engine,
         })
     }
 
@@ -120,9 +155,29 @@ impl Function {
         self.tape().n_outputs()
     }
 
-    /// The traced tape.
+    /// The tape as traced (or given).
+    pub fn traced_tape(&self) -> &Tape {
+        &self.traced
+    }
+
+    /// The primal tape evaluated: the traced one, optimized unless switched off.
     pub fn tape(&self) -> &Tape {
         &self.primal.tape
+    }
+
+    /// The options this function was made with.
+    pub fn options(&self) -> Options {
+        self.options
+    }
+
+    /// A derived tape, optimized if this function optimizes.
+    fn derived(&self, tape: Tape, input_split: usize, output_split: usize) -> Prepared {
+        let tape = if self.options.optimize {
+            opt::optimize(&tape)
+        } else {
+            tape
+        };
+        Prepared::new(tape, input_split, output_split)
     }
 
     pub(super) fn require_scalar(&self, what: &str) -> Result<()> {
@@ -149,7 +204,7 @@ impl Function {
     pub(super) fn tangent_prepared(&self) -> &Prepared {
         let (n, m) = (self.n_inputs(), self.n_outputs());
         self.tangent
-            .get_or_init(|| Prepared::new(ad::forward(self.tape(), 0..n), n, m))
+            .get_or_init(|| self.derived(ad::forward(self.tape(), 0..n), n, m))
     }
 
     /// Inputs: x, w. Outputs: values, then the VJP.
@@ -165,7 +220,7 @@ impl Function {
         let n = self.n_inputs();
         Ok(self
             .hvp
-            .get_or_init(|| Prepared::new(ad::forward(gradient, 0..n), n, n + 2)))
+            .get_or_init(|| self.derived(ad::forward(gradient, 0..n), n, n + 2)))
     }
 
     /// The forward vector-mode Jacobian tape, when it is small enough to
@@ -177,7 +232,7 @@ impl Function {
             .get_or_init(|| {
                 let work = n.saturating_mul(self.tape().len());
                 (work <= JACOBIAN_TAPE_MAX_WORK)
-                    .then(|| Prepared::new(ad::jacobian_forward(self.tape(), 0..n), n, m))
+                    .then(|| self.derived(ad::jacobian_forward(self.tape(), 0..n), n, m))
             })
             .as_ref()
     }

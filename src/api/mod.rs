@@ -8,7 +8,7 @@ mod grad;
 mod prepared;
 mod with_params;
 
-pub use function::{Function, JACOBIAN_TAPE_MAX_WORK};
+pub use function::{Function, Options, JACOBIAN_TAPE_MAX_WORK};
 pub use grad::{grad, grad_with_params, Grad, GradWithParams};
 pub use prepared::{Engine, AUTO_JIT_MAX_LEN};
 pub use with_params::WithParams;

@@ -210,7 +210,10 @@ fn show(spec: &str, all: bool) -> Result<(), String> {
         println!("{ir}");
     } else {
         lines[..100].iter().for_each(|l| println!("{l}"));
-        println!("... {} lines omitted (--all prints them) ...", lines.len() - 100);
+        println!(
+            "... {} lines omitted (--all prints them) ...",
+            lines.len() - 100
+        );
     }
     Ok(())
 }

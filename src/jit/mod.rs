@@ -284,7 +284,14 @@ pub fn cranelift_ir(tape: &Tape, options: JitOptions) -> Result<String> {
     let mut module = JITModule::new(builder);
     let splits = (tape.n_inputs(), tape.n_outputs());
     let mut text = String::new();
-    let result = define_chunks(&mut module, tape, options, native_fma, splits, Some(&mut text));
+    let result = define_chunks(
+        &mut module,
+        tape,
+        options,
+        native_fma,
+        splits,
+        Some(&mut text),
+    );
     // SAFETY: no pointer into this module's code was handed out.
     unsafe { module.free_memory() };
     result.map(|_| text)

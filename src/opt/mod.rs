@@ -1,0 +1,109 @@
+//! The tape optimizer: exact tape -> tape passes.
+//!
+//! Every pass preserves the primal bitwise for all inputs (NaN, infinities
+//! and `-0.0` included; NaN payloads are not compared), so it may run on any
+//! tape, primal or derived, before any backend. The default pipeline:
+//!
+//! 1. [`simplify`](simplify::simplify): constant folding and algebraic
+//!    identities that hold bit for bit (`x * 1`, `x + -0.0`, `--x`,
+//!    `powi(x, 2) -> x * x`, constant conditions of `select` and guards, ...),
+//!    and never the ones that do not (`x * 0`, `x - x`, `x + 0.0`).
+//! 2. [`cse`](cse::cse): value numbering (commutative operands normalized
+//!    only where IEEE makes the op commutative bit for bit).
+//! 3. [`guards`](guards::guards): drops guards that repeat or are implied by
+//!    an earlier one.
+//! 4. [`dce`](dce::dce): removes what no output or guard needs.
+//!
+//! Activity analysis is split between constant folding here (values that
+//! depend on no input or parameter become constants) and the AD transforms,
+//! which form derivatives only for values that depend on the differentiated
+//! inputs and lead to an output.
+
+mod cse;
+mod dce;
+mod guards;
+mod rewrite;
+mod simplify;
+
+pub use cse::cse;
+pub use dce::dce;
+pub use guards::guards;
+pub use simplify::simplify;
+
+use crate::ir::Tape;
+use std::time::Instant;
+
+/// One pass's effect, for reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PassStats {
+    /// Pass name.
+    pub pass: &'static str,
+    /// Instructions before.
+    pub before: usize,
+    /// Instructions after.
+    pub after: usize,
+    /// Seconds it took.
+    pub seconds: f64,
+}
+
+/// What the pipeline did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OptStats {
+    /// Each pass run, in order.
+    pub passes: Vec<PassStats>,
+}
+
+impl OptStats {
+    /// Instructions before the first pass.
+    pub fn before(&self) -> Option<usize> {
+        self.passes.first().map(|p| p.before)
+    }
+
+    /// Instructions after the last pass.
+    pub fn after(&self) -> Option<usize> {
+        self.passes.last().map(|p| p.after)
+    }
+
+    /// Total seconds.
+    pub fn seconds(&self) -> f64 {
+        self.passes.iter().map(|p| p.seconds).sum()
+    }
+}
+
+/// The passes of the default pipeline, in order.
+pub const PIPELINE: [(&str, fn(&Tape) -> Tape); 4] = [
+    ("simplify", simplify),
+    ("cse", cse),
+    ("guards", guards),
+    ("dce", dce),
+];
+
+/// Runs the default pipeline until a round changes nothing (at most 4 rounds).
+pub fn optimize(tape: &Tape) -> Tape {
+    optimize_with_stats(tape).0
+}
+
+/// [`optimize`], with what each pass did.
+pub fn optimize_with_stats(tape: &Tape) -> (Tape, OptStats) {
+    let mut stats = OptStats::default();
+    let mut current = tape.clone();
+    for _ in 0..4 {
+        let round_start = current.clone();
+        for (name, pass) in PIPELINE {
+            let t0 = Instant::now();
+            let next = pass(&current);
+            stats.passes.push(PassStats {
+                pass: name,
+                before: current.len(),
+                after: next.len(),
+                seconds: t0.elapsed().as_secs_f64(),
+            });
+            current = next;
+        }
+        if current == round_start {
+            break;
+        }
+    }
+    debug_assert!(current.verify().is_ok());
+    (current, stats)
+}
