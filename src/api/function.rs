@@ -197,7 +197,7 @@ impl Function {
         let n = self.n_inputs();
         Ok(self
             .gradient
-            .get_or_init(|| Prepared::new(ad::reverse(self.tape(), 0..n, Seed::One), n, 1)))
+            .get_or_init(|| self.derived(ad::reverse(self.tape(), 0..n, Seed::One), n, 1)))
     }
 
     /// Inputs: x, v. Outputs: values, then the JVP.
@@ -211,7 +211,7 @@ impl Function {
     pub(super) fn vjp_prepared(&self) -> &Prepared {
         let (n, m) = (self.n_inputs(), self.n_outputs());
         self.vjp
-            .get_or_init(|| Prepared::new(ad::reverse(self.tape(), 0..n, Seed::Inputs), n, m))
+            .get_or_init(|| self.derived(ad::reverse(self.tape(), 0..n, Seed::Inputs), n, m))
     }
 
     /// Inputs: x, v. Outputs: value, gradient, their tangents: the last n are Hv.

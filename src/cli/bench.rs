@@ -3,23 +3,39 @@
 use super::check::max_rel_err_fd;
 use super::report::{rustflags, CaseReport};
 use super::timing::{interleaved, once};
+use crate::ad::{self, Seed};
 use crate::error::Result;
 use crate::ir::semantics::same;
+use crate::ir::Tape;
 use crate::suite::Case;
-use crate::{Engine, Function, Var, WithParams};
+use crate::{opt, trace_vector, Engine, Function, Options, Var, WithParams};
 use std::hint::black_box;
 use std::time::Duration;
 
 /// Traces a suite case at its default input and data.
-pub fn trace_case(case: &Case) -> Result<Function> {
+pub fn trace_tape(case: &Case) -> Result<Tape> {
     let x = case.default_input();
     let p = case.params();
     let m = case.n_outputs();
-    Function::vector_with_params(&x, &p, |x, p| {
+    trace_vector(&x, &p, |x, p| {
         let mut out = vec![Var::from(0.0); m];
         case.eval(x, p, &mut out);
         out
     })
+}
+
+/// Traces a suite case into a [`Function`] with default options.
+pub fn trace_case(case: &Case) -> Result<Function> {
+    Function::from_tape(trace_tape(case)?)
+}
+
+/// The tape a case's "gradient" runs: the gradient, or a VJP for vector outputs.
+fn gradient_tape(f: &Function) -> Result<&Tape> {
+    if f.n_outputs() == 1 {
+        f.gradient_tape()
+    } else {
+        Ok(f.vjp_tape())
+    }
 }
 
 /// Measures one case for about `budget` of timed runs.
@@ -29,30 +45,39 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
     let w = case.vjp_weights();
     let (n, m) = (case.n_inputs(), case.n_outputs());
 
-    let (mut trace_s, mut f) = once(1, || trace_case(case));
+    let (mut trace_s, mut traced) = once(1, || trace_tape(case));
     if trace_s < 0.05 {
-        (trace_s, f) = once(5, || trace_case(case));
+        (trace_s, traced) = once(5, || trace_tape(case));
     }
-    let f = f?;
-    let (derive_s, grad_len) = once(1, || {
-        let t = Function::from_tape(f.tape().clone()).expect("a traced tape verifies");
-        if m == 1 {
-            t.gradient_tape().map(|t| t.len()).unwrap_or(0)
-        } else {
-            t.vjp_tape().len()
-        }
-    });
-    let bound = f.with_params(&p)?;
-    let interp = bound.engine(Engine::Interpreter);
-    let jit = bound.engine(Engine::Jit);
-    let (compile_primal_s, primal_code) = once(1, || f.compiled_primal().map(|c| c.code_bytes()));
-    let (compile_s, grad_code) = once(1, || {
+    let traced = traced?;
+    let (optimize_primal_s, optimized) = once(1, || opt::optimize(&traced));
+    let seed = if m == 1 { Seed::One } else { Seed::Inputs };
+    let (derive_s, derived) = once(1, || ad::reverse(&optimized, 0..n, seed));
+    let (optimize_grad_s, _) = once(1, || opt::optimize(&derived));
+
+    let f = Function::from_tape(traced.clone())?;
+    let unoptimized = Options {
+        optimize: false,
+        ..Options::default()
+    };
+    let raw = Function::from_tape_with(traced.clone(), unoptimized)?;
+    let grad_len = gradient_tape(&raw)?.len();
+    let grad_len_opt = gradient_tape(&f)?.len();
+    let compiled_gradient = |f: &Function| {
         if m == 1 {
             f.compiled_gradient().map(|c| c.code_bytes())
         } else {
             f.compiled_vjp().map(|c| c.code_bytes())
         }
-    });
+    };
+    compiled_gradient(&raw)?;
+    let raw_jit = raw.with_params(&p)?.engine(Engine::Jit);
+
+    let bound = f.with_params(&p)?;
+    let interp = bound.engine(Engine::Interpreter);
+    let jit = bound.engine(Engine::Jit);
+    let (compile_primal_s, primal_code) = once(1, || f.compiled_primal().map(|c| c.code_bytes()));
+    let (compile_s, grad_code) = once(1, || compiled_gradient(&f));
     let (primal_code, grad_code) = (primal_code?, grad_code?);
 
     let mut native_out = vec![0.0; m];
@@ -101,6 +126,10 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
         let mut jit_grad = || {
             let _ = black_box(gradient(jit, black_box(&x), &mut jit_g));
         };
+        let mut raw_g = vec![0.0; n];
+        let mut jit_grad_unoptimized = || {
+            let _ = black_box(gradient(raw_jit, black_box(&x), &mut raw_g));
+        };
         interleaved(
             &mut [
                 &mut native,
@@ -108,6 +137,7 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
                 &mut interp_grad,
                 &mut jit_primal,
                 &mut jit_grad,
+                &mut jit_grad_unoptimized,
             ],
             budget,
         )
@@ -134,8 +164,8 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
     };
 
     let tape = f.tape();
-    let [native_s, primal_s, grad_s, jit_primal_s, jit_grad_s] =
-        [0, 1, 2, 3, 4].map(|k| samples[k].median);
+    let [native_s, primal_s, grad_s, jit_primal_s, jit_grad_s, jit_grad_raw_s] =
+        [0, 1, 2, 3, 4, 5].map(|k| samples[k].median);
     Ok(CaseReport {
         name: case.name().into(),
         size: case.size(),
@@ -153,20 +183,25 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
         jit_jacobian_s: jacobian.map(|j| j.1),
         jit_jacobian_ratio: jacobian.map(|j| j.2),
         compile_s: Some(compile_s),
+        optimize_s: Some(optimize_primal_s + optimize_grad_s),
+        jit_grad_unoptimized_s: Some(jit_grad_raw_s),
+        tape_len_opt: Some(f.tape().len()),
+        grad_tape_len_opt: Some(grad_len_opt),
+        grad_over_primal_opt: Some(grad_len_opt as f64 / f.tape().len() as f64),
         compile_primal_s: Some(compile_primal_s),
-        compile_us_per_instr: Some(compile_s * 1e6 / grad_len as f64),
+        compile_us_per_instr: Some(compile_s * 1e6 / grad_len_opt as f64),
         jit_code_bytes: Some((primal_code + grad_code) as u64),
         jit_matches_interp: Some(jit_matches),
         interp_grad_ratio: Some(grad_s / native_s),
-        interp_grad_ns_per_instr: Some(grad_s * 1e9 / grad_len as f64),
+        interp_grad_ns_per_instr: Some(grad_s * 1e9 / grad_len_opt as f64),
         interp_jacobian_s: jacobian.map(|j| j.0),
-        grad_instrs_executed: Some(grad_len as u64),
+        grad_instrs_executed: Some(grad_len_opt as u64),
         trace_s: Some(trace_s),
         derive_s: Some(derive_s),
-        tape_len: Some(tape.len()),
+        tape_len: Some(traced.len()),
         grad_tape_len: Some(grad_len),
         tape_bytes_per_op: Some(tape.heap_bytes() as f64 / tape.len() as f64),
-        peak_grad_bytes: Some((grad_len * std::mem::size_of::<f64>() + n * 8) as u64),
+        peak_grad_bytes: Some((grad_len_opt * std::mem::size_of::<f64>() + n * 8) as u64),
         max_rel_err_fd: Some(fd_err),
         interp_matches_native: Some(matches),
         spread: samples.iter().map(|s| s.spread).collect(),

@@ -35,6 +35,10 @@ pub struct CaseReport {
     pub interp_over_jit_grad: Option<f64>,
     /// `jit_jacobian_s / native_primal_s`, measured interleaved (extension).
     pub jit_jacobian_ratio: Option<f64>,
+    /// JIT gradient with the optimizer switched off (extension).
+    pub jit_grad_unoptimized_s: Option<f64>,
+    /// `grad_tape_len_opt / tape_len_opt` (extension).
+    pub grad_over_primal_opt: Option<f64>,
     /// Compiling the primal tape (extension; `compile_s` is the gradient tape's).
     pub compile_primal_s: Option<f64>,
     /// `compile_s` per gradient-tape instruction, µs (extension).
@@ -166,11 +170,14 @@ const COLUMNS: &[Column] = &[
     ("case", 11, |r| r.name.clone()),
     ("size", 18, |r| r.size.clone()),
     ("tape", 8, |r| opt(r.tape_len)),
+    ("opt", 8, |r| opt(r.tape_len_opt)),
     ("∇ tape", 8, |r| opt(r.grad_tape_len)),
+    ("∇ opt", 8, |r| opt(r.grad_tape_len_opt)),
     ("native f", 10, |r| human_time(r.native_primal_s)),
     ("jit f", 10, |r| human_time(r.jit_primal_s)),
     ("jit ∇", 10, |r| human_time(r.jit_grad_s)),
     ("∇/f", 7, |r| ratio(r.grad_ratio)),
+    ("no-opt ∇", 10, |r| human_time(r.jit_grad_unoptimized_s)),
     ("interp ∇", 10, |r| human_time(r.interp_grad_s)),
     ("int/jit", 8, |r| ratio(r.interp_over_jit_grad)),
     ("ns/ins", 7, |r| {
@@ -210,4 +217,5 @@ pub fn table_row(r: &CaseReport) -> String {
 pub const TABLE_LEGEND: &str =
     "∇/f = JIT gradient / native f64 primal (the cheap-gradient bound is ~4); \
 int/jit = interpreted / JIT gradient; ns/ins = interpreted gradient ns per tape instruction; \
-compile = JIT compile of the gradient tape; vector cases: ∇ is one VJP";
+compile = JIT compile of the gradient tape; opt = after the optimizer; \
+no-opt ∇ = JIT gradient with the optimizer off; vector cases: ∇ is one VJP";
