@@ -130,10 +130,11 @@ pub(crate) fn partials(
             0 => Zero,
             1 => One,
             n => {
-                let lower = if n == 2 {
-                    a
-                } else {
-                    e.push(Inst::powi(a, n - 1))
+                let lower = match n.checked_sub(1) {
+                    Some(1) => a,
+                    Some(m) => e.push(Inst::powi(a, m)),
+                    // i32::MIN: a^(n-1) is not a powi; a^n / a is.
+                    None => e.binary(Div, w, a),
                 };
                 Times(e.scale(lower, n as f64))
             }
