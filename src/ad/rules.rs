@@ -144,9 +144,14 @@ pub(crate) fn partials(
         Rem => One,
         PowF => {
             if need[0] {
+                // b a^(b-1), exactly 0 for b = 0 (a^0 = 1 for every a; at
+                // a = 0 the product would be 0 * inf = NaN).
                 let bm1 = e.offset(b, -1.0);
                 let pw = e.binary(PowF, a, bm1);
-                Times(e.binary(Mul, b, pw))
+                let d = e.binary(Mul, b, pw);
+                let zero = e.constant(0.0);
+                let b_zero = e.binary(Eq, b, zero);
+                Times(e.select(b_zero, zero, d))
             } else {
                 Zero
             }
@@ -166,8 +171,13 @@ pub(crate) fn partials(
             p[1] = NegTimes(e.unary(Trunc, q));
         }
         PowF if need[1] => {
+            // a^b ln(a), exactly 0 where a^b = 0 (0^b = 0 for every b > 0;
+            // the product would be 0 * -inf = NaN).
             let ln_a = e.unary(Ln, a);
-            p[1] = Times(e.binary(Mul, w, ln_a));
+            let d = e.binary(Mul, w, ln_a);
+            let zero = e.constant(0.0);
+            let w_zero = e.binary(Eq, w, zero);
+            p[1] = Times(e.select(w_zero, zero, d));
         }
         Atan2 => {
             let a2 = square(e, a);
