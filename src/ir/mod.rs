@@ -47,8 +47,11 @@ impl Inst {
             args: [index, 0, 0],
         }
     }
-    /// A constant.
+    /// A constant. A NaN keeps its sign (observable through `copysign` and
+    /// `signbit`) but not its payload (not part of the semantics), so that
+    /// the text form (`NaN` or `-NaN`) parses back to an equal tape.
     pub fn constant(c: f64) -> Inst {
+        let c = if c.is_nan() { f64::NAN.copysign(c) } else { c };
         let bits = c.to_bits();
         Inst {
             op: Op::Const,

@@ -12,7 +12,9 @@
 //! outputs %6
 //! ```
 //! Constants print with Rust's shortest round-trip form (`{:?}`), so they
-//! parse back bit for bit (`NaN`, `inf`, `-0.0` included). `;` starts a comment.
+//! parse back bit for bit (`inf`, `-0.0` included); a NaN prints as `NaN` or
+//! `-NaN` (its sign is kept, its payload is not: see [`Inst::constant`]).
+//! `;` starts a comment.
 
 use super::{Inst, Op, Shape, Tape, Value};
 use crate::error::{Error, Result};
@@ -24,6 +26,10 @@ pub(super) fn inst_expr(inst: &Inst) -> String {
     let mut s = inst.op.name().to_string();
     match inst.op.shape() {
         Shape::Leaf => write!(s, " {}", inst.args[0]),
+        // `{:?}` prints every NaN as `NaN`; the sign of a NaN is observable.
+        Shape::Const if inst.const_value().is_nan() && inst.const_value().is_sign_negative() => {
+            write!(s, " -NaN")
+        }
         Shape::Const => write!(s, " {:?}", inst.const_value()),
         Shape::Values(n) => inst.args[..n].iter().try_for_each(|v| write!(s, " %{v}")),
         Shape::ValueImm if inst.op == Op::Guard => {
