@@ -14,7 +14,22 @@ pub fn simplify(tape: &Tape) -> Tape {
     rewrite(tape, simplify_inst)
 }
 
-fn simplify_inst(insts: &[Inst], inst: Inst) -> Action {
+/// Simplifies until no rule applies, so a rewritten instruction (say
+/// `x * -1` become `-x`) meets the rules again (`-(-y)` -> `y`): one pass is
+/// then idempotent.
+/// Every rule strips a negation or a constant, so this ends; the bound is a
+/// guard against a future rule that does not.
+fn simplify_inst(insts: &[Inst], mut inst: Inst) -> Action {
+    for _ in 0..16 {
+        match step(insts, inst) {
+            Action::Keep(next) if next != inst => inst = next,
+            done => return done,
+        }
+    }
+    Action::Keep(inst)
+}
+
+fn step(insts: &[Inst], inst: Inst) -> Action {
     use Action::{Alias, Drop, Keep};
     use Op::*;
     if let Some(folded) = fold(insts, &inst) {
