@@ -95,6 +95,18 @@ pub fn random_tape(seed: u64, config: &RandomTapeConfig) -> Tape {
                 values[n - 1 - below(n.min(8), rng)]
             }
         };
+        // Sometimes repeat an earlier instruction, as is or with its first two
+        // operands swapped: common subexpressions, and near misses of them.
+        let earlier = values[below(values.len(), &mut rng)];
+        let again = tape.insts()[earlier as usize];
+        if again.op.arity() >= 2 && rng.next_u64() % 8 == 0 {
+            let mut inst = again;
+            if rng.next_u64() % 2 == 0 {
+                inst.args.swap(0, 1);
+            }
+            values.push(tape.push(inst));
+            continue;
+        }
         let op = ops[below(ops.len(), &mut rng)];
         let inst = match op.shape() {
             Shape::Const => {
