@@ -206,6 +206,5 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
         interp_matches_native: Some(matches),
         spread: samples.iter().map(|s| s.spread).collect(),
         rustflags: rustflags(),
-        ..CaseReport::default()
     })
 }

@@ -3,11 +3,13 @@
 mod bench;
 mod check;
 mod report;
+mod study;
 mod timing;
 
-pub use bench::{run_case, trace_case};
+pub use bench::{run_case, trace_case, trace_tape};
 pub use check::{check_function, max_rel_err_fd, CheckReport, FD_DIRECTION_SEED};
 pub use report::{BenchReport, CaseReport, Machine};
+pub use study::{compile_study, StudyRow};
 pub use timing::{interleaved, Sample};
 
 use crate::suite::{Case, SplitMix64};
@@ -41,6 +43,10 @@ enum Command {
         /// Seconds of timed runs per case.
         #[arg(long, default_value_t = 1.5, value_name = "SECS")]
         seconds: f64,
+        /// Instead of the suite: optimizer and JIT compile time per instruction
+        /// for tapes of 10^3 to 10^6 instructions (takes about a minute).
+        #[arg(long, conflicts_with_all = ["full", "cases"])]
+        compile_study: bool,
     },
     /// Print what a suite case's tape went through: the traced tape and its derived tapes.
     Show {
@@ -77,10 +83,16 @@ pub fn select_cases(spec: &str, full: bool) -> Result<Vec<Case>, String> {
 pub fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Bench {
+            compile_study: true,
+            json,
+            ..
+        } => run_compile_study(json),
+        Command::Bench {
             full,
             cases,
             json,
             seconds,
+            ..
         } => bench(full, &cases, json, seconds),
         Command::Show { case, all } => show(&case, all),
         Command::Check { target } => check(&target),
@@ -151,6 +163,30 @@ fn bench(full: bool, specs: &[String], json: Option<PathBuf>, seconds: f64) -> R
         std::fs::write(&path, text + "\n")
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn run_compile_study(json: Option<PathBuf>) -> Result<(), String> {
+    println!(
+        "{:<44} {:>12} {:>14} {:>14} {:>12}",
+        "tape", "instructions", "optimize µs/i", "compile µs/i", "code B/i"
+    );
+    let rows = study::compile_study(&[1_000, 10_000, 100_000, 1_000_000], |r| {
+        println!(
+            "{:<44} {:>12} {:>14.3} {:>14.2} {:>12.1}",
+            r.tape,
+            r.instructions,
+            r.optimize_us_per_instr,
+            r.compile_us_per_instr,
+            r.code_bytes_per_instr
+        )
+    })
+    .map_err(|e| e.to_string())?;
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
+        std::fs::write(&path, text + "\n")
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(())
 }

@@ -233,7 +233,7 @@ fn define_chunks(
     let mut ids = Vec::new();
     let mut code_bytes = 0;
     let ranges = if layout.chunks.is_empty() {
-        vec![0..0]
+        std::iter::once(0..0).collect()
     } else {
         layout.chunks.clone()
     };

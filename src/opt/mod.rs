@@ -70,8 +70,11 @@ impl OptStats {
     }
 }
 
+/// A pass: a name and a tape -> tape function.
+pub type Pass = (&'static str, fn(&Tape) -> Tape);
+
 /// The passes of the default pipeline, in order.
-pub const PIPELINE: [(&str, fn(&Tape) -> Tape); 4] = [
+pub const PIPELINE: [Pass; 4] = [
     ("simplify", simplify),
     ("cse", cse),
     ("guards", guards),
