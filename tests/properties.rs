@@ -444,29 +444,34 @@ fn derivatives_with_respect_to_some_inputs() {
         .unwrap();
 }
 
-/// A vector function of two random expressions: its Jacobian (by reverse
-/// sweeps, as it has more inputs than outputs) has the scalar functions'
-/// gradients as rows, agrees with JVPs column by column and with a VJP.
+/// A vector function of 2 to 4 random expressions: its Jacobian (by VJP
+/// sweeps for 2 outputs, fewer than the 3 inputs; by the forward vector-mode
+/// Jacobian tape for 3 or 4) has the scalar functions' gradients as rows, and
+/// agrees with JVPs and with a VJP.
 #[test]
 fn vector_functions_jacobian_vjp_jvp_agree() {
     let compared = Cell::new(0u32);
     let cases = 150;
     let strategy = (
-        smooth_expr(),
-        smooth_expr(),
+        proptest::collection::vec(smooth_expr(), 2..=4),
         smooth_point(),
         direction(),
-        -2.0..2.0f64,
+        proptest::collection::vec(-2.0..2.0f64, 4),
     );
     runner(cases)
-        .run(&strategy, |(e0, e1, (x, p), v, w1)| {
-            let f = Function::vector_with_params(&x, &p, |x, p| vec![e0.eval(x, p), e1.eval(x, p)])
-                .unwrap();
+        .run(&strategy, |(es, (x, p), v, w)| {
+            let m = es.len();
+            let w = &w[..m];
+            let f = Function::vector_with_params(&x, &p, |x, p| {
+                es.iter().map(|e| e.eval(x, p)).collect()
+            })
+            .unwrap();
             let fp = f.with_params(&p).unwrap();
-            let mut out = [0.0; 2];
+            let mut out = vec![0.0; m];
             fp.eval(&x, &mut out).unwrap();
-            assert_same("vector value", &out, &[e0.eval(&x, &p), e1.eval(&x, &p)]);
-            let mut jac = vec![0.0; 2 * NX];
+            let native: Vec<f64> = es.iter().map(|e| e.eval(&x, &p)).collect();
+            assert_same("vector value", &out, &native);
+            let mut jac = vec![0.0; m * NX];
             fp.jacobian(&x, &mut jac).unwrap();
             // mag[j][i]: the size of the terms summed by J[i][j].
             let mag: Vec<Vec<f64>> = (0..NX)
@@ -477,10 +482,11 @@ fn vector_functions_jacobian_vjp_jvp_agree() {
                 })
                 .collect();
             let mut rows_ok = true;
-            for (i, e) in [&e0, &e1].into_iter().enumerate() {
+            for (i, e) in es.iter().enumerate() {
                 let fi = function(e, &x, &p);
                 let mut g = vec![0.0; NX];
-                fi.with_params(&p).unwrap().gradient(&x, &mut g).unwrap();
+                let fi = fi.with_params(&p).unwrap().engine(Engine::Interpreter);
+                fi.gradient(&x, &mut g).unwrap();
                 for j in 0..NX {
                     let a = mag[j][i];
                     let (d, want) = (jac[i * NX + j], g[j]);
@@ -490,16 +496,15 @@ fn vector_functions_jacobian_vjp_jvp_agree() {
                     }
                     prop_assert!(
                         (d - want).abs() <= 8.0 * f64::EPSILON * a,
-                        "J[{i}][{j}] = {d:e}, gradient {want:e}"
+                        "m = {m}: J[{i}][{j}] = {d:e}, gradient {want:e}"
                     );
                 }
             }
             // J v against the JVP, w^T J against the VJP.
-            let mut jv = [0.0; 2];
+            let mut jv = vec![0.0; m];
             fp.jvp(&x, &v, &mut jv).unwrap();
-            let w = [1.0, w1];
             let mut wj = vec![0.0; NX];
-            fp.vjp(&x, &w, &mut wj).unwrap();
+            fp.vjp(&x, w, &mut wj).unwrap();
             let a = jvp_magnitude(f.tape(), &x, &p, &v);
             let all: Vec<f64> = jac
                 .iter()
@@ -513,20 +518,21 @@ fn vector_functions_jacobian_vjp_jvp_agree() {
                 return Ok(());
             }
             compared.set(compared.get() + 1);
-            for i in 0..2 {
+            for i in 0..m {
                 let want = dot(&jac[i * NX..(i + 1) * NX], &v);
                 prop_assert!(
                     (jv[i] - want).abs() <= 16.0 * f64::EPSILON * a[i],
-                    "(Jv)[{i}]: {:e} vs {want:e}",
+                    "m = {m}: (Jv)[{i}]: {:e} vs {want:e}",
                     jv[i]
                 );
             }
             for j in 0..NX {
-                let want = w[0] * jac[j] + w[1] * jac[NX + j];
-                let bound = 16.0 * f64::EPSILON * (w[0].abs() * mag[j][0] + w[1].abs() * mag[j][1]);
+                let want: f64 = (0..m).map(|i| w[i] * jac[i * NX + j]).sum();
+                let size: f64 = (0..m).map(|i| w[i].abs() * mag[j][i]).sum();
+                let bound = 8.0 * (m as f64) * f64::EPSILON * size;
                 prop_assert!(
                     (wj[j] - want).abs() <= bound,
-                    "(w^T J)[{j}]: {:e} vs {want:e}",
+                    "m = {m}: (w^T J)[{j}]: {:e} vs {want:e}",
                     wj[j]
                 );
             }
