@@ -2,11 +2,92 @@
 //! `Function`: values bitwise equal to native `f64` (ordinary points, domain
 //! edges, NaN, infinities, signed zeros), derivatives equal to closed forms
 //! (reverse, forward and second order), and the kink semantics of DESIGN.md.
+//! Every evaluation runs on both engines (interpreter and JIT), which must
+//! agree bitwise.
 
 mod common;
 
 use common::{c, same, SPECIALS};
-use tapejit::{Float, Function, Real};
+use tapejit::{Engine, Float, Function, Real, Result, Tape, Var, WithParams};
+
+/// A traced function whose every evaluation runs on the interpreter and on
+/// the JIT: both must give the same bits (or the same error); the
+/// interpreter's result is returned. Same method names as `Function`.
+struct Both(Function);
+
+impl Both {
+    fn scalar(x: &[f64], f: impl for<'t> FnOnce(&[Var<'t>]) -> Var<'t>) -> Result<Both> {
+        Function::scalar(x, f).map(Both)
+    }
+
+    fn vector(x: &[f64], f: impl for<'t> FnOnce(&[Var<'t>]) -> Vec<Var<'t>>) -> Result<Both> {
+        Function::vector(x, f).map(Both)
+    }
+
+    fn tape(&self) -> &Tape {
+        self.0.tape()
+    }
+
+    /// Runs `f` on both engines with an output buffer of `len`; compares.
+    fn run(
+        &self,
+        what: &str,
+        len: usize,
+        f: impl Fn(WithParams<'_>, &mut [f64]) -> Result<f64>,
+    ) -> Result<(f64, Vec<f64>)> {
+        let mut results = Vec::new();
+        for engine in [Engine::Interpreter, Engine::Jit] {
+            let mut buf = vec![0.0; len];
+            let r = f(self.0.with_params(&[])?.engine(engine), &mut buf);
+            results.push(r.map(|y| (y, buf)));
+        }
+        let jit = results.pop().unwrap();
+        let interp = results.pop().unwrap();
+        match (&interp, &jit) {
+            (Ok((a, u)), Ok((b, v))) => {
+                common::assert_same(&format!("{what}: JIT vs interpreter"), v, u);
+                assert!(same(*a, *b), "{what}: JIT {b:?} vs interpreter {a:?}");
+            }
+            (Err(a), Err(b)) => assert_eq!(a, b, "{what}: JIT and interpreter errors"),
+            (a, b) => panic!("{what}: interpreter {a:?}, JIT {b:?}"),
+        }
+        interp
+    }
+
+    fn value(&self, x: &[f64]) -> Result<f64> {
+        Ok(self.run("value", 0, |w, _| w.value(x))?.0)
+    }
+    fn eval(&self, x: &[f64], out: &mut [f64]) -> Result<()> {
+        let (_, b) = self.run("eval", out.len(), |w, b| w.eval(x, b).map(|()| 0.0))?;
+        out.copy_from_slice(&b);
+        Ok(())
+    }
+    fn gradient(&self, x: &[f64], g: &mut [f64]) -> Result<f64> {
+        let (y, b) = self.run("gradient", g.len(), |w, b| w.gradient(x, b))?;
+        g.copy_from_slice(&b);
+        Ok(y)
+    }
+    fn jvp(&self, x: &[f64], v: &[f64], jv: &mut [f64]) -> Result<()> {
+        let (_, b) = self.run("jvp", jv.len(), |w, b| w.jvp(x, v, b).map(|()| 0.0))?;
+        jv.copy_from_slice(&b);
+        Ok(())
+    }
+    fn jacobian(&self, x: &[f64], jac: &mut [f64]) -> Result<()> {
+        let (_, b) = self.run("jacobian", jac.len(), |w, b| w.jacobian(x, b).map(|()| 0.0))?;
+        jac.copy_from_slice(&b);
+        Ok(())
+    }
+    fn hvp(&self, x: &[f64], v: &[f64], hv: &mut [f64]) -> Result<()> {
+        let (_, b) = self.run("hvp", hv.len(), |w, b| w.hvp(x, v, b).map(|()| 0.0))?;
+        hv.copy_from_slice(&b);
+        Ok(())
+    }
+    fn hessian(&self, x: &[f64], h: &mut [f64]) -> Result<()> {
+        let (_, b) = self.run("hessian", h.len(), |w, b| w.hessian(x, b).map(|()| 0.0))?;
+        h.copy_from_slice(&b);
+        Ok(())
+    }
+}
 
 /// Closed-form derivatives are compared to this relative accuracy: they are
 /// computed by a different formula than the derivative rule (a few ulps
@@ -28,7 +109,7 @@ fn assert_close(what: &str, got: f64, want: f64) {
 struct Unary {
     name: String,
     native: Box<dyn Fn(f64) -> f64>,
-    f: Function,
+    f: Both,
 }
 
 impl Unary {
@@ -92,7 +173,7 @@ macro_rules! unary {
         let u = Unary {
             name: $name.to_string(),
             native: Box::new(op::<f64>),
-            f: Function::scalar(&[0.5], |x| op(x[0])).unwrap(),
+            f: Both::scalar(&[0.5], |x| op(x[0])).unwrap(),
         };
         assert_eq!(u.f.tape().n_guards(), 0, "{} must not guard", $name);
         let d = |$dx: f64| -> f64 { $d };
@@ -155,7 +236,7 @@ fn arithmetic_and_powers() {
         let u = Unary {
             name: format!("powi({n})"),
             native: Box::new(move |x| x.powi(n)),
-            f: Function::scalar(&[0.5], |x| x[0].powi(n)).unwrap(),
+            f: Both::scalar(&[0.5], |x| x[0].powi(n)).unwrap(),
         };
         for &x in GENERAL.iter().chain(&SPECIALS) {
             u.check_value(x);
@@ -185,7 +266,7 @@ fn arithmetic_and_powers() {
 #[test]
 fn powi_extreme_exponents() {
     for n in [i32::MIN, i32::MIN + 1, i32::MAX] {
-        let f = Function::scalar(&[0.5], |x| x[0].powi(n)).unwrap();
+        let f = Both::scalar(&[0.5], |x| x[0].powi(n)).unwrap();
         for x in [1.0, -1.0, 1.0 + 1e-12, 0.5, 2.0, 0.0, f64::NAN] {
             assert!(same(f.value(&[x]).unwrap(), x.powi(n)), "powi({x}, {n})");
             let mut g = [0.0];
@@ -273,7 +354,7 @@ fn roots_exponentials_and_logarithms() {
         outside = [-1.5]
     );
     // log with a base: ln(x) / ln(base), both traced.
-    let f = Function::scalar(&[2.0, 3.0], |x| x[0].log(x[1])).unwrap();
+    let f = Both::scalar(&[2.0, 3.0], |x| x[0].log(x[1])).unwrap();
     for (x, b) in [(2.0, 3.0), (0.5, 10.0), (8.0, 2.0), (5.0, 0.5)] {
         assert!(same(f.value(&[x, b]).unwrap(), x.log(b)));
         let mut g = [0.0; 2];
@@ -409,7 +490,7 @@ fn kinks_and_rounding() {
     unary!("fract", |x| x.fract(), d = |_x| 1.0, at = steps);
 
     // round: ties away from zero, signed zero kept (bitwise).
-    let f = Function::scalar(&[0.0], |x| x[0].round()).unwrap();
+    let f = Both::scalar(&[0.0], |x| x[0].round()).unwrap();
     for (x, want) in [
         (0.5, 1.0),
         (-0.5, -1.0),
@@ -428,7 +509,7 @@ fn kinks_and_rounding() {
 struct Binary {
     name: &'static str,
     native: fn(f64, f64) -> f64,
-    f: Function,
+    f: Both,
 }
 
 impl Binary {
@@ -480,7 +561,7 @@ macro_rules! binary {
         let f = Binary {
             name: $name,
             native: op::<f64>,
-            f: Function::scalar(&[0.5, 0.25], |x| op(x[0], x[1])).unwrap(),
+            f: Both::scalar(&[0.5, 0.25], |x| op(x[0], x[1])).unwrap(),
         };
         assert_eq!(f.f.tape().n_guards(), 0, "{} must not guard", $name);
         f.check_specials();
@@ -519,7 +600,7 @@ fn binary_arithmetic() {
     let f = Binary {
         name: "2 - a/b + 3b",
         native: left::<f64>,
-        f: Function::scalar(&[0.5, 0.25], |x| left(x[0], x[1])).unwrap(),
+        f: Both::scalar(&[0.5, 0.25], |x| left(x[0], x[1])).unwrap(),
     };
     f.check(1.0, 2.0, [-0.5, 0.25 + 3.0]);
     f.check_specials();
@@ -610,7 +691,7 @@ fn max_and_min_send_the_adjoint_as_designed() {
     min.check(nan, nan, [1.0, 0.0]);
 
     // The untaken side gets an exact zero even when the incoming adjoint is infinite.
-    let f = Function::scalar(&[1.0, 2.0], |x| x[0].max(x[1]).sqrt()).unwrap();
+    let f = Both::scalar(&[1.0, 2.0], |x| x[0].max(x[1]).sqrt()).unwrap();
     let mut g = [0.0; 2];
     f.gradient(&[0.0, -1.0], &mut g).unwrap();
     assert_eq!(g, [f64::INFINITY, 0.0]);
@@ -621,7 +702,7 @@ fn mul_add_and_clamp() {
     fn fma<T: Real>(x: &[T]) -> T {
         x[0].mul_add(x[1], x[2])
     }
-    let f = Function::scalar(&[1.0, 2.0, 3.0], |x| fma(x)).unwrap();
+    let f = Both::scalar(&[1.0, 2.0, 3.0], |x| fma(x)).unwrap();
     // Single rounding: 0.1 * 10 - 1 is not 0 with a fused multiply-add.
     for x in [
         [0.1, 10.0, -1.0],
@@ -656,7 +737,7 @@ fn mul_add_and_clamp() {
     fn clamp3<T: Real>(x: &[T]) -> T {
         x[0].clamp(x[1], x[2])
     }
-    let f = Function::scalar(&[0.5, 0.0, 1.0], |x| clamp3(x)).unwrap();
+    let f = Both::scalar(&[0.5, 0.0, 1.0], |x| clamp3(x)).unwrap();
     for (x, want) in [
         ([0.5, 0.0, 1.0], [1.0, 0.0, 0.0]),
         ([-0.5, 0.0, 1.0], [0.0, 1.0, 0.0]),
@@ -675,7 +756,7 @@ fn select_and_conditions() {
     fn relu<T: Real>(x: &[T]) -> T {
         T::select(x[0].cond_gt(T::zero()), x[0], T::zero())
     }
-    let f = Function::scalar(&[1.0], |x| relu(x)).unwrap();
+    let f = Both::scalar(&[1.0], |x| relu(x)).unwrap();
     assert_eq!(f.tape().n_guards(), 0);
     for (x, d) in [(2.0, 1.0), (-2.0, 0.0), (0.0, 0.0)] {
         let mut g = [0.0];
@@ -698,7 +779,7 @@ fn select_and_conditions() {
             T::select(a.cond_lt(b), a * b, a - b),
         ]
     }
-    let f = Function::vector(&[0.0, 1.0], |x| conds(x)).unwrap();
+    let f = Both::vector(&[0.0, 1.0], |x| conds(x)).unwrap();
     assert_eq!(f.tape().n_guards(), 0);
     for &a in &SPECIALS {
         for &b in &SPECIALS {
@@ -712,7 +793,7 @@ fn select_and_conditions() {
     fn pick<T: Real>(x: &[T]) -> T {
         T::select(x[0].cond_lt(T::zero()), x[0] * x[0] * 0.5, x[0] * 3.0)
     }
-    let f = Function::scalar(&[1.0], |x| pick(x)).unwrap();
+    let f = Both::scalar(&[1.0], |x| pick(x)).unwrap();
     for (x, d) in [(0.0, 3.0), (2.0, 3.0), (-2.0, -2.0)] {
         let mut g = [0.0];
         f.gradient(&[x], &mut g).unwrap();
@@ -730,7 +811,7 @@ fn sum_and_product_match_f64() {
             x.iter().copied().product::<T>(),
         ]
     }
-    let f = Function::vector(&[1.0, 2.0, 3.0], |x| sums(x)).unwrap();
+    let f = Both::vector(&[1.0, 2.0, 3.0], |x| sums(x)).unwrap();
     for x in [
         [1.0, 2.0, 3.0],
         [-0.0, -0.0, -0.0],
