@@ -830,3 +830,70 @@ fn sum_and_product_match_f64() {
         [1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 6.0, 3.0, 2.0]
     );
 }
+
+/// The sign of a NaN is observable (`copysign`, `signbit`), so where Rust
+/// defines it (`signum` returns `f64::NAN`; `abs`, `neg`, `copysign` are
+/// bit operations) both engines must agree on it: every op, applied to
+/// operands including NaNs of both signs, then `copysign(1, result)`.
+#[test]
+fn nan_signs_agree_between_engines() {
+    use tapejit::ir::{Inst, Op, Shape, ALL_OPS};
+    use tapejit::{interp, Options};
+    let values = [
+        f64::NAN,
+        -f64::NAN,
+        1.0,
+        -1.0,
+        0.0,
+        -0.0,
+        f64::INFINITY,
+        2.5,
+    ];
+    for op in ALL_OPS {
+        let arity = match op.shape() {
+            Shape::Values(n) => n,
+            _ => continue,
+        };
+        let mut t = Tape::new(arity, 0);
+        for i in 0..arity {
+            t.push(Inst::input(i as u32));
+        }
+        let r = t.push(Inst {
+            op,
+            args: std::array::from_fn(|k| if k < arity { k as u32 } else { 0 }),
+        });
+        let one = t.push(Inst::constant(1.0));
+        let sign = t.push(Inst::binary(Op::Copysign, one, r));
+        t.push_output(sign);
+        let options = Options {
+            optimize: false,
+            engine: Engine::Jit,
+        };
+        let f = Function::from_tape_with(t.clone(), options).unwrap();
+        let mut points: Vec<Vec<f64>> = vec![vec![]];
+        for _ in 0..arity {
+            points = points
+                .into_iter()
+                .flat_map(|p| {
+                    values.iter().map(move |&v| {
+                        let mut p = p.clone();
+                        p.push(v);
+                        p
+                    })
+                })
+                .collect();
+        }
+        for x in points {
+            let (mut a, mut b) = ([0.0], [0.0]);
+            interp::eval(&t, &x, &[], &mut Vec::new(), &mut a).unwrap();
+            f.eval(&x, &mut b).unwrap();
+            assert_eq!(
+                a[0].to_bits(),
+                b[0].to_bits(),
+                "sign of {op:?} at {x:?}: interpreter {}, JIT {}",
+                a[0],
+                b[0]
+            );
+        }
+    }
+}

@@ -469,7 +469,11 @@ impl Expr {
                     B::Hypot => a.hypot(b),
                     B::Min => a.min(b),
                     B::Max => a.max(b),
-                    B::Copysign => a.copysign(b),
+                    // The sign of a NaN computed by arithmetic is unspecified
+                    // (IEEE 754 6.3, Rust RFC 3514; x86 returns the first
+                    // operand's NaN, so the optimizer's commuting of `a * b`
+                    // may flip it): copysign never reads a NaN's sign here.
+                    B::Copysign => T::select(b.cond_ne(b), a, a.copysign(b)),
                     #[allow(deprecated)]
                     B::AbsSub => a.abs_sub(b),
                     B::Log => a.log(b),
@@ -610,7 +614,7 @@ const ALL_BINARY: [B; 13] = [
 ];
 
 /// Special values that every op must treat exactly like `f64`.
-pub const SPECIALS: [f64; 12] = [
+pub const SPECIALS: [f64; 13] = [
     0.0,
     -0.0,
     1.0,
@@ -618,6 +622,7 @@ pub const SPECIALS: [f64; 12] = [
     0.5,
     -2.5,
     f64::NAN,
+    -f64::NAN,
     f64::INFINITY,
     f64::NEG_INFINITY,
     1e300,
