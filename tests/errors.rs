@@ -526,3 +526,35 @@ fn evaluating_at_special_values_never_panics() {
         }
     }
 }
+
+#[test]
+fn unverified_tapes_are_errors_at_every_public_entry() {
+    // A hand-built tape whose operand comes after its use.
+    let mut bad = Tape::new(1, 0);
+    bad.push(Inst::unary(Op::Sin, 3));
+    bad.push(Inst::input(0));
+    bad.push_output(0);
+    let invalid = |r: Result<(), Error>| matches!(r, Err(Error::InvalidTape { .. }));
+    assert!(invalid(
+        interp::eval(&bad, &[1.0], &[], &mut Vec::new(), &mut [0.0]).map(drop)
+    ));
+    assert!(invalid(
+        tapejit::ad::reverse(&bad, 0..1, tapejit::ad::Seed::One).map(drop)
+    ));
+    assert!(invalid(tapejit::ad::forward(&bad, 0..1).map(drop)));
+    assert!(invalid(tapejit::ad::jacobian_forward(&bad, 0..1).map(drop)));
+    assert!(invalid(tapejit::opt::optimize(&bad).map(drop)));
+    for name in tapejit::opt::pass_names() {
+        assert!(invalid(tapejit::opt::run_pass(name, &bad).map(drop)));
+    }
+    assert!(invalid(tapejit::jit::compile(&bad).map(drop)));
+    assert!(invalid(Function::from_tape(bad.clone()).map(drop)));
+    // A good tape, but differentiated with respect to inputs it lacks.
+    let good: Tape = "tape inputs=1 params=0\n%0 = input 0\noutputs %0\n"
+        .parse()
+        .unwrap();
+    let err = tapejit::ad::reverse(&good, 0..3, tapejit::ad::Seed::One).unwrap_err();
+    assert!(err.to_string().contains("inputs 0..3"), "{err}");
+    assert!(good.describe_guard(7).contains("not a guard"));
+    assert_eq!(good.guard_ordinal(99), 0);
+}

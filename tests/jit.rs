@@ -183,10 +183,10 @@ proptest! {
         let config = RandomTapeConfig { len, guard_every: 0, ..RandomTapeConfig::default() };
         let tape = random_tape(seed, &config);
         let n = tape.n_inputs();
-        let gradient = ad::reverse(&tape, 0..n, ad::Seed::Inputs);
-        let tangent = ad::forward(&tape, 0..n);
-        let jacobian = ad::jacobian_forward(&tape, 0..n);
-        let second = ad::forward(&ad::reverse(&tape, 0..n, ad::Seed::One), 0..n);
+        let gradient = ad::reverse(&tape, 0..n, ad::Seed::Inputs).unwrap();
+        let tangent = ad::forward(&tape, 0..n).unwrap();
+        let jacobian = ad::jacobian_forward(&tape, 0..n).unwrap();
+        let second = ad::forward(&ad::reverse(&tape, 0..n, ad::Seed::One).unwrap(), 0..n).unwrap();
         for derived in [gradient, tangent, jacobian, second] {
             let points = random_points(seed ^ 2, &derived, 4);
             assert_agree(&derived, JitOptions { chunk_len: 17, ..JitOptions::default() }, &points);

@@ -56,11 +56,11 @@ fn interpreter_matches_native_bitwise() {
                     got[0]
                 );
                 for (what, derived) in [
-                    ("gradient", ad::reverse(&tape, 0..NX, Seed::One)),
-                    ("tangent", ad::forward(&tape, 0..NX)),
+                    ("gradient", ad::reverse(&tape, 0..NX, Seed::One).unwrap()),
+                    ("tangent", ad::forward(&tape, 0..NX).unwrap()),
                     (
                         "hvp",
-                        ad::forward(&ad::reverse(&tape, 0..NX, Seed::One), 0..NX),
+                        ad::forward(&ad::reverse(&tape, 0..NX, Seed::One).unwrap(), 0..NX).unwrap(),
                     ),
                 ] {
                     prop_assert!(derived.verify().is_ok(), "{what} tape verifies");
@@ -150,8 +150,8 @@ fn text_round_trip() {
             &(any_expr(), point(), point()),
             |(e, (x0, p0), (x1, p1))| {
                 let tape = trace(&e, &x0, &p0);
-                let gradient = ad::reverse(&tape, 0..NX, Seed::One);
-                let hvp = ad::forward(&gradient, 0..NX);
+                let gradient = ad::reverse(&tape, 0..NX, Seed::One).unwrap();
+                let hvp = ad::forward(&gradient, 0..NX).unwrap();
                 for t in [&tape, &gradient, &hvp] {
                     let text = t.to_string();
                     let back: Tape = text
@@ -353,7 +353,7 @@ fn second_order_both_ways_and_symmetric_hessian() {
             let fp = f.with_params(&p).unwrap();
             let tape = f.tape();
             // Forward over reverse, built by hand: identical to Function::hvp.
-            let for_rev = ad::forward(&ad::reverse(tape, 0..NX, Seed::One), 0..NX);
+            let for_rev = ad::forward(&ad::reverse(tape, 0..NX, Seed::One).unwrap(), 0..NX).unwrap();
             let xv: Vec<f64> = x.iter().chain(&v).copied().collect();
             let out = run(&for_rev, &xv, &p).unwrap();
             let hv1 = &out[NX + 2..];
@@ -361,7 +361,7 @@ fn second_order_both_ways_and_symmetric_hessian() {
             fp.hvp(&x, &v, &mut hv).unwrap();
             assert_same("Function::hvp vs forward(reverse)", &hv, hv1);
             // Reverse over forward.
-            let rev_for = ad::reverse(&ad::forward(tape, 0..NX), 0..NX, Seed::Inputs);
+            let rev_for = ad::reverse(&ad::forward(tape, 0..NX).unwrap(), 0..NX, Seed::Inputs).unwrap();
             let inputs: Vec<f64> = xv.iter().copied().chain([0.0, 1.0]).collect();
             let out = run(&rev_for, &inputs, &p).unwrap();
             let hv2 = &out[2..];
@@ -432,16 +432,16 @@ fn derivatives_with_respect_to_some_inputs() {
             &(smooth_expr(), smooth_point(), direction()),
             |(e, (x, p), v)| {
                 let tape = trace(&e, &x, &p);
-                let full = run(&ad::reverse(&tape, 0..NX, Seed::One), &x, &p).unwrap();
-                let part = run(&ad::reverse(&tape, 1..NX, Seed::One), &x, &p).unwrap();
+                let full = run(&ad::reverse(&tape, 0..NX, Seed::One).unwrap(), &x, &p).unwrap();
+                let part = run(&ad::reverse(&tape, 1..NX, Seed::One).unwrap(), &x, &p).unwrap();
                 assert_same("reverse over 1..NX", &part[1..], &full[2..]);
 
                 let mut v0 = v.clone();
                 v0[0] = 0.0;
                 let xv: Vec<f64> = x.iter().chain(&v0).copied().collect();
-                let full = run(&ad::forward(&tape, 0..NX), &xv, &p).unwrap()[1];
+                let full = run(&ad::forward(&tape, 0..NX).unwrap(), &xv, &p).unwrap()[1];
                 let xv: Vec<f64> = x.iter().chain(&v0[1..]).copied().collect();
-                let part = run(&ad::forward(&tape, 1..NX), &xv, &p).unwrap()[1];
+                let part = run(&ad::forward(&tape, 1..NX).unwrap(), &xv, &p).unwrap()[1];
                 let a = jvp_magnitude(&tape, &x, &p, &v0)[0];
                 if full.is_finite() && part.is_finite() && a.is_finite() {
                     prop_assert!(

@@ -7,15 +7,55 @@
 //! `forward(reverse(f))`.
 
 mod emit;
-mod forward;
-mod reverse;
+pub mod forward;
+pub mod reverse;
 mod rules;
 
-pub use forward::{forward, jacobian_forward};
-pub use reverse::{reverse, Seed};
+pub use reverse::Seed;
 
+use crate::error::{Error, Result};
 use crate::ir::{Op, Tape};
 use std::ops::Range;
+
+/// Checks what every transform assumes: a verified tape, and `wrt` a range
+/// of its inputs.
+fn check(tape: &Tape, wrt: &Range<usize>) -> Result<()> {
+    tape.verify()?;
+    if wrt.start > wrt.end || wrt.end > tape.n_inputs() {
+        return Err(Error::Unsupported(format!(
+            "cannot differentiate with respect to inputs {wrt:?}: the tape has {} inputs",
+            tape.n_inputs()
+        )));
+    }
+    Ok(())
+}
+
+/// The adjoint tape of `tape` with respect to the inputs in `wrt`; see
+/// [`reverse::reverse`] for its layout. Verifies `tape` first.
+pub fn reverse(tape: &Tape, wrt: Range<usize>, seed: Seed) -> Result<Tape> {
+    check(tape, &wrt)?;
+    Ok(reverse::reverse(tape, wrt, seed))
+}
+
+/// The tangent (JVP) tape of `tape` with respect to the inputs in `wrt`;
+/// see [`forward::forward`]. Verifies `tape` first.
+pub fn forward(tape: &Tape, wrt: Range<usize>) -> Result<Tape> {
+    check(tape, &wrt)?;
+    Ok(forward::forward(tape, wrt))
+}
+
+/// The forward vector-mode Jacobian tape; see [`forward::jacobian_forward`].
+/// Verifies `tape` first.
+pub fn jacobian_forward(tape: &Tape, wrt: Range<usize>) -> Result<Tape> {
+    check(tape, &wrt)?;
+    Ok(forward::jacobian_forward(tape, wrt))
+}
+
+/// The transforms on tapes known to verify (the crate's own derived tapes).
+pub(crate) mod verified {
+    pub(crate) use super::forward::{forward, jacobian_forward};
+    pub(crate) use super::reverse::reverse;
+}
 
 /// Which instructions depend on the inputs in `wrt` through differentiable
 /// ops (activity analysis, forward half).

@@ -112,7 +112,7 @@ impl Function {
         }
         let n = tape.n_inputs();
         let primal = if options.optimize {
-            opt::optimize(&tape)
+            opt::optimize_verified(&tape)
         } else {
             tape.clone()
         };
@@ -173,7 +173,7 @@ impl Function {
     /// A derived tape, optimized if this function optimizes.
     fn derived(&self, tape: Tape, input_split: usize, output_split: usize) -> Prepared {
         let tape = if self.options.optimize {
-            opt::optimize(&tape)
+            opt::optimize_verified(&tape)
         } else {
             tape
         };
@@ -195,23 +195,24 @@ impl Function {
     pub(super) fn gradient_prepared(&self) -> Result<&Prepared> {
         self.require_scalar("a gradient")?;
         let n = self.n_inputs();
-        Ok(self
-            .gradient
-            .get_or_init(|| self.derived(ad::reverse(self.tape(), 0..n, Seed::One), n, 1)))
+        Ok(self.gradient.get_or_init(|| {
+            self.derived(ad::verified::reverse(self.tape(), 0..n, Seed::One), n, 1)
+        }))
     }
 
     /// Inputs: x, v. Outputs: values, then the JVP.
     pub(super) fn tangent_prepared(&self) -> &Prepared {
         let (n, m) = (self.n_inputs(), self.n_outputs());
         self.tangent
-            .get_or_init(|| self.derived(ad::forward(self.tape(), 0..n), n, m))
+            .get_or_init(|| self.derived(ad::verified::forward(self.tape(), 0..n), n, m))
     }
 
     /// Inputs: x, w. Outputs: values, then the VJP.
     pub(super) fn vjp_prepared(&self) -> &Prepared {
         let (n, m) = (self.n_inputs(), self.n_outputs());
-        self.vjp
-            .get_or_init(|| self.derived(ad::reverse(self.tape(), 0..n, Seed::Inputs), n, m))
+        self.vjp.get_or_init(|| {
+            self.derived(ad::verified::reverse(self.tape(), 0..n, Seed::Inputs), n, m)
+        })
     }
 
     /// Inputs: x, v. Outputs: value, gradient, their tangents: the last n are Hv.
@@ -220,7 +221,7 @@ impl Function {
         let n = self.n_inputs();
         Ok(self
             .hvp
-            .get_or_init(|| self.derived(ad::forward(gradient, 0..n), n, n + 2)))
+            .get_or_init(|| self.derived(ad::verified::forward(gradient, 0..n), n, n + 2)))
     }
 
     /// The forward vector-mode Jacobian tape, when it is small enough to
@@ -232,7 +233,7 @@ impl Function {
             .get_or_init(|| {
                 let work = n.saturating_mul(self.tape().len());
                 (work <= JACOBIAN_TAPE_MAX_WORK)
-                    .then(|| self.derived(ad::jacobian_forward(self.tape(), 0..n), n, m))
+                    .then(|| self.derived(ad::verified::jacobian_forward(self.tape(), 0..n), n, m))
             })
             .as_ref()
     }

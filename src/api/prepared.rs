@@ -181,7 +181,7 @@ impl Prepared {
                 inputs.extend_from_slice(head);
                 inputs.extend_from_slice(tail);
                 outputs.resize(self.tape.n_outputs(), 0.0);
-                interp::eval(&self.tape, inputs, p, values, outputs)?;
+                interp::eval_verified(&self.tape, inputs, p, values, outputs)?;
                 out_tail.copy_from_slice(&outputs[split..]);
                 Ok(read(&outputs[..split]))
             }

@@ -51,8 +51,10 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
     }
     let traced = traced?;
     let (optimize_primal_s, optimized) = once(1, || opt::optimize(&traced));
+    let optimized = optimized?;
     let seed = if m == 1 { Seed::One } else { Seed::Inputs };
     let (derive_s, derived) = once(1, || ad::reverse(&optimized, 0..n, seed));
+    let derived = derived?;
     let (optimize_grad_s, _) = once(1, || opt::optimize(&derived));
 
     let f = Function::from_tape(traced.clone())?;

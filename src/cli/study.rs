@@ -27,6 +27,7 @@ pub struct StudyRow {
 
 fn measure(name: String, tape: &Tape) -> Result<StudyRow> {
     let (opt_s, optimized) = once(1, || opt::optimize(tape));
+    let optimized = optimized?;
     let (compile_s, code) = once(1, || jit::compile(&optimized));
     let code = code?;
     let n = optimized.len().max(1) as f64;
@@ -47,8 +48,8 @@ pub fn compile_study(sizes: &[usize], mut report: impl FnMut(&StudyRow)) -> Resu
         let case = Case::Rosenbrock {
             n: (size / 17).max(2),
         };
-        let primal = opt::optimize(&super::bench::trace_tape(&case)?);
-        let gradient = ad::reverse(&primal, 0..primal.n_inputs(), Seed::One);
+        let primal = opt::optimize(&super::bench::trace_tape(&case)?)?;
+        let gradient = ad::reverse(&primal, 0..primal.n_inputs(), Seed::One)?;
         let row = measure(format!("rosenbrock gradient ({case})"), &gradient)?;
         report(&row);
         rows.push(row);

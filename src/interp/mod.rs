@@ -4,12 +4,25 @@
 use crate::error::{check_len, Error, Result};
 use crate::ir::{semantics, Op, Tape};
 
-/// Evaluates a verified `tape` on `inputs` and `params`, writing its outputs to `out`.
+/// Evaluates `tape` on `inputs` and `params`, writing its outputs to `out`.
 ///
 /// `values` is the workspace holding one `f64` per instruction; pass the same
-/// vector again to evaluate without allocating. Lengths are checked; a guard
-/// that does not hold returns [`Error::GuardFailed`].
+/// vector again to evaluate without allocating. The tape is verified first
+/// (a linear scan; [`crate::Function`] verifies once and skips it), lengths
+/// are checked, and a guard that does not hold returns [`Error::GuardFailed`].
 pub fn eval(
+    tape: &Tape,
+    inputs: &[f64],
+    params: &[f64],
+    values: &mut Vec<f64>,
+    out: &mut [f64],
+) -> Result<()> {
+    tape.verify()?;
+    eval_verified(tape, inputs, params, values, out)
+}
+
+/// [`eval`] for a tape known to verify.
+pub(crate) fn eval_verified(
     tape: &Tape,
     inputs: &[f64],
     params: &[f64],

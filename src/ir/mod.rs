@@ -218,8 +218,12 @@ impl Tape {
 
     /// Describes the condition guard instruction `instr` checks, in words, for error messages.
     pub fn describe_guard(&self, instr: Value) -> String {
-        let g = self.insts[instr as usize];
-        let cond = self.insts[g.args[0] as usize];
+        let Some(&g) = self.insts.get(instr as usize).filter(|g| g.op == Op::Guard) else {
+            return format!("%{instr} is not a guard of this tape");
+        };
+        let Some(cond) = self.insts.get(g.args[0] as usize) else {
+            return format!("guard %{instr} names a missing condition");
+        };
         let expr = text::inst_expr(&cond);
         format!(
             "%{} = {} was {} at trace time",
@@ -231,7 +235,7 @@ impl Tape {
 
     /// Ordinal of guard instruction `instr` among all guards.
     pub fn guard_ordinal(&self, instr: Value) -> usize {
-        self.insts[..instr as usize]
+        self.insts[..(instr as usize).min(self.insts.len())]
             .iter()
             .filter(|i| i.op == Op::Guard)
             .count()

@@ -4,15 +4,15 @@
 //! and `-0.0` included; NaN payloads are not compared), so it may run on any
 //! tape, primal or derived, before any backend. The default pipeline:
 //!
-//! 1. [`simplify`](simplify::simplify): constant folding and algebraic
+//! 1. `simplify`: constant folding and algebraic
 //!    identities that hold bit for bit (`x * 1`, `x + -0.0`, `--x`,
 //!    `powi(x, 2) -> x * x`, constant conditions of `select` and guards, ...),
 //!    and never the ones that do not (`x * 0`, `x - x`, `x + 0.0`).
-//! 2. [`cse`](cse::cse): value numbering (commutative operands normalized
+//! 2. `cse`: value numbering (commutative operands normalized
 //!    only where IEEE makes the op commutative bit for bit).
-//! 3. [`guards`](guards::guards): drops guards that repeat or are implied by
+//! 3. `guards`: drops guards that repeat or are implied by
 //!    an earlier one.
-//! 4. [`dce`](dce::dce): removes what no output or guard needs.
+//! 4. `dce`: removes what no output or guard needs.
 //!
 //! Activity analysis is split between constant folding here (values that
 //! depend on no input or parameter become constants) and the AD transforms,
@@ -25,11 +25,7 @@ mod guards;
 mod rewrite;
 mod simplify;
 
-pub use cse::cse;
-pub use dce::dce;
-pub use guards::guards;
-pub use simplify::simplify;
-
+use crate::error::{Error, Result};
 use crate::ir::Tape;
 use std::time::Instant;
 
@@ -70,24 +66,50 @@ impl OptStats {
     }
 }
 
-/// A pass: a name and a tape -> tape function.
-pub type Pass = (&'static str, fn(&Tape) -> Tape);
+/// A pass: a name and a tape -> tape function (for verified tapes).
+type Pass = (&'static str, fn(&Tape) -> Tape);
 
 /// The passes of the default pipeline, in order.
-pub const PIPELINE: [Pass; 4] = [
-    ("simplify", simplify),
-    ("cse", cse),
-    ("guards", guards),
-    ("dce", dce),
+const PIPELINE: [Pass; 4] = [
+    ("simplify", simplify::simplify),
+    ("cse", cse::cse),
+    ("guards", guards::guards),
+    ("dce", dce::dce),
 ];
 
-/// Runs the default pipeline until a round changes nothing (at most 4 rounds).
-pub fn optimize(tape: &Tape) -> Tape {
-    optimize_with_stats(tape).0
+/// Names of the passes of the default pipeline, in order.
+pub fn pass_names() -> impl Iterator<Item = &'static str> {
+    PIPELINE.iter().map(|(name, _)| *name)
+}
+
+/// Runs one pass of the pipeline by name (verifying the tape first).
+pub fn run_pass(name: &str, tape: &Tape) -> Result<Tape> {
+    tape.verify()?;
+    let (_, pass) = PIPELINE
+        .iter()
+        .find(|(n, _)| *n == name)
+        .ok_or_else(|| Error::Unsupported(format!("no optimizer pass named {name:?}")))?;
+    Ok(pass(tape))
+}
+
+/// Runs the default pipeline until a round changes nothing (at most 4
+/// rounds), verifying the tape first.
+pub fn optimize(tape: &Tape) -> Result<Tape> {
+    Ok(optimize_with_stats(tape)?.0)
+}
+
+/// [`optimize`] for a tape known to verify.
+pub(crate) fn optimize_verified(tape: &Tape) -> Tape {
+    pipeline(tape).0
 }
 
 /// [`optimize`], with what each pass did.
-pub fn optimize_with_stats(tape: &Tape) -> (Tape, OptStats) {
+pub fn optimize_with_stats(tape: &Tape) -> Result<(Tape, OptStats)> {
+    tape.verify()?;
+    Ok(pipeline(tape))
+}
+
+fn pipeline(tape: &Tape) -> (Tape, OptStats) {
     let mut stats = OptStats::default();
     let mut current = tape.clone();
     for _ in 0..4 {

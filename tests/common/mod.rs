@@ -241,7 +241,7 @@ pub fn abs_linear_tape(tape: &Tape, linear: std::ops::Range<usize>) -> Tape {
 /// the forward tape on absolute values at `|v|`, one per output.
 pub fn jvp_magnitude(tape: &Tape, x: &[f64], p: &[f64], v: &[f64]) -> Vec<f64> {
     let n = tape.n_inputs();
-    let abs = abs_linear_tape(&tapejit::ad::forward(tape, 0..n), n..2 * n);
+    let abs = abs_linear_tape(&tapejit::ad::forward(tape, 0..n).unwrap(), n..2 * n);
     let inputs: Vec<f64> = x.iter().copied().chain(v.iter().map(|a| a.abs())).collect();
     let out = run(&abs, &inputs, p).expect("guards hold");
     out[tape.n_outputs()..].to_vec()
@@ -253,7 +253,7 @@ pub fn jvp_magnitude(tape: &Tape, x: &[f64], p: &[f64], v: &[f64]) -> Vec<f64> {
 pub fn hvp_magnitude(tape: &Tape, x: &[f64], p: &[f64], v: &[f64]) -> Vec<f64> {
     use tapejit::ad::{forward, reverse, Seed};
     let n = tape.n_inputs();
-    let hvp = forward(&reverse(tape, 0..n, Seed::Inputs), 0..n);
+    let hvp = forward(&reverse(tape, 0..n, Seed::Inputs).unwrap(), 0..n).unwrap();
     // Inputs: x (n), the output weight (1), tangents of x (n).
     let abs = abs_linear_tape(&hvp, n..2 * n + 1);
     let inputs: Vec<f64> = x
