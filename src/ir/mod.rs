@@ -224,7 +224,7 @@ impl Tape {
         let Some(cond) = self.insts.get(g.args[0] as usize) else {
             return format!("guard %{instr} names a missing condition");
         };
-        let expr = text::inst_expr(&cond);
+        let expr = text::inst_expr(cond);
         format!(
             "%{} = {} was {} at trace time",
             g.args[0],
