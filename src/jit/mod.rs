@@ -147,6 +147,18 @@ fn host_isa(single_pass_regalloc: bool) -> Result<OwnedTargetIsa> {
         .map_err(|e| jit_error("configuring", e))
 }
 
+/// A fresh module for the host, with our math wrappers linked in; and
+/// whether the host has a fused multiply-add instruction.
+fn new_module(options: JitOptions) -> Result<(JITModule, bool)> {
+    let isa = host_isa(options.single_pass_regalloc)?;
+    let native_fma = isa.has_native_fma();
+    let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
+    for (name, ptr, _) in math::all() {
+        builder.symbol(name, ptr);
+    }
+    Ok((JITModule::new(builder), native_fma))
+}
+
 /// Compiles a tape (verified first) with the default options.
 pub fn compile(tape: &Tape) -> Result<JitFunction> {
     compile_with(tape, JitOptions::default())
@@ -166,13 +178,7 @@ pub fn compile_with(tape: &Tape, options: JitOptions) -> Result<JitFunction> {
             tape.n_outputs()
         )));
     }
-    let isa = host_isa(options.single_pass_regalloc)?;
-    let native_fma = isa.has_native_fma();
-    let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
-    for (name, ptr, _) in math::all() {
-        builder.symbol(name, ptr);
-    }
-    let mut module = JITModule::new(builder);
+    let (mut module, native_fma) = new_module(options)?;
     let result = define_chunks(&mut module, tape, options, native_fma, splits, None);
     let (layout, ids, code_bytes) = match result {
         Ok(r) => r,
@@ -275,13 +281,7 @@ fn define_chunks(
 /// one function per chunk, for `tapejit show`.
 pub fn cranelift_ir(tape: &Tape, options: JitOptions) -> Result<String> {
     tape.verify()?;
-    let isa = host_isa(options.single_pass_regalloc)?;
-    let native_fma = isa.has_native_fma();
-    let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
-    for (name, ptr, _) in math::all() {
-        builder.symbol(name, ptr);
-    }
-    let mut module = JITModule::new(builder);
+    let (mut module, native_fma) = new_module(options)?;
     let splits = (tape.n_inputs(), tape.n_outputs());
     let mut text = String::new();
     let result = define_chunks(
