@@ -1,10 +1,13 @@
-//! Criterion benches of the suite's quick cases: native f64 primal,
-//! interpreted primal and interpreted gradient, per case.
+//! Criterion benches of the suite's quick cases: native f64 primal, and the
+//! primal and gradient interpreted and JIT-compiled, per case. (For vector
+//! cases the "gradient" is one VJP with the case's seeded weights, as in
+//! `tapejit bench`.)
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::hint::black_box;
 use tapejit::cli::trace_case;
 use tapejit::suite::Case;
+use tapejit::Engine;
 
 fn suite(c: &mut Criterion) {
     for case in Case::quick() {
@@ -25,18 +28,23 @@ fn suite(c: &mut Criterion) {
                 black_box(&out);
             })
         });
-        group.bench_function(BenchmarkId::new("interp_primal", ""), |b| {
-            b.iter(|| bound.eval(black_box(&x), &mut out).unwrap())
-        });
-        group.bench_function(BenchmarkId::new("interp_grad", ""), |b| {
-            b.iter(|| {
-                if m == 1 {
-                    bound.gradient(black_box(&x), &mut g).unwrap();
-                } else {
-                    bound.vjp(black_box(&x), &w, &mut g).unwrap();
-                }
-            })
-        });
+        for (engine, name) in [(Engine::Interpreter, "interp"), (Engine::Jit, "jit")] {
+            let e = bound.engine(engine);
+            // Compile (or build) outside the timed loop.
+            e.eval(&x, &mut out).unwrap();
+            group.bench_function(BenchmarkId::new(format!("{name}_primal"), ""), |b| {
+                b.iter(|| e.eval(black_box(&x), &mut out).unwrap())
+            });
+            group.bench_function(BenchmarkId::new(format!("{name}_grad"), ""), |b| {
+                b.iter(|| {
+                    if m == 1 {
+                        e.gradient(black_box(&x), &mut g).unwrap();
+                    } else {
+                        e.vjp(black_box(&x), &w, &mut g).unwrap();
+                    }
+                })
+            });
+        }
         group.finish();
     }
 }

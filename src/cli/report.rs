@@ -1,6 +1,7 @@
 //! Bench results: the `--json` schema of DESIGN.md and the terminal table.
 
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// One suite case's figures. Keys and meanings are a contract with outside
 /// scripts (DESIGN.md "tapejit bench"): extend, never rename. Seconds are
@@ -81,7 +82,9 @@ pub struct CaseReport {
     pub max_rel_err_fd: Option<f64>,
     /// Whether the interpreted primal equals the native one bitwise (extension).
     pub interp_matches_native: Option<bool>,
-    /// Relative interquartile spread of the three timings: native, interp primal, interp grad (extension).
+    /// Relative interquartile spread (IQR / median) of each timing, in this
+    /// order: native primal, interp primal, interp grad, JIT primal, JIT
+    /// grad, JIT grad unoptimized (extension).
     pub spread: Vec<f64>,
     /// RUSTFLAGS of the build (empty if none).
     pub rustflags: String,
@@ -100,6 +103,9 @@ pub struct Machine {
     pub os: String,
     /// Build profile of this binary (extension).
     pub profile: String,
+    /// Versions of the crates that produce the figures (extension): `tapejit`
+    /// itself and `cranelift` (all cranelift crates share one version).
+    pub crates: BTreeMap<String, String>,
 }
 
 impl Machine {
@@ -124,6 +130,13 @@ impl Machine {
             } else {
                 "release".into()
             },
+            crates: [
+                ("tapejit", env!("CARGO_PKG_VERSION")),
+                ("cranelift", cranelift_jit::VERSION),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         }
     }
 }
