@@ -22,7 +22,7 @@ use std::num::FpCategory;
 use std::ops::{
     Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Rem, RemAssign, Sub, SubAssign,
 };
-use tapejit::cli::{trace_case, Fwd};
+use tapejit::cli::Fwd;
 use tapejit::suite::Case;
 use tapejit::{Engine, Real};
 
@@ -267,7 +267,7 @@ fn peers(c: &mut Criterion) {
         let (n, m) = (case.n_inputs(), case.n_outputs());
 
         // tapejit: trace once, compile the gradient (or VJP) once.
-        let f = trace_case(&case).expect("suite cases trace");
+        let f = case.function().expect("suite cases trace");
         let jit = f.with_params(&p).unwrap().engine(Engine::Jit);
         let mut g = vec![0.0; n];
         let grad = |g: &mut [f64]| {

@@ -5,7 +5,6 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::hint::black_box;
-use tapejit::cli::trace_case;
 use tapejit::suite::Case;
 use tapejit::Engine;
 
@@ -16,7 +15,7 @@ fn suite(c: &mut Criterion) {
         let p = case.params();
         let w = case.vjp_weights();
         let (n, m) = (case.n_inputs(), case.n_outputs());
-        let f = trace_case(&case).expect("suite cases trace");
+        let f = case.function().expect("suite cases trace");
         let bound = f.with_params(&p).expect("params have the case's length");
         let mut out = vec![0.0; m];
         let mut scratch = vec![0.0; case.scratch_len()];

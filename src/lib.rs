@@ -46,6 +46,7 @@
 
 pub mod ad;
 mod api;
+#[cfg(feature = "cli")]
 pub mod cli;
 mod error;
 pub mod interp;

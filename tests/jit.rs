@@ -197,7 +197,7 @@ proptest! {
 #[test]
 fn suite_cases_agree_on_values_and_derivatives() {
     for case in tapejit::suite::Case::quick() {
-        let f = tapejit::cli::trace_case(&case).unwrap();
+        let f = case.function().unwrap();
         let x = case.default_input();
         let p = case.params();
         let w = case.vjp_weights();

@@ -8,26 +8,9 @@ use crate::error::Result;
 use crate::ir::semantics::same;
 use crate::ir::Tape;
 use crate::suite::Case;
-use crate::{opt, trace_vector, Engine, Function, Options, Var, WithParams};
+use crate::{opt, Engine, Function, Options, WithParams};
 use std::hint::black_box;
 use std::time::Duration;
-
-/// Traces a suite case at its default input and data.
-pub fn trace_tape(case: &Case) -> Result<Tape> {
-    let x = case.default_input();
-    let p = case.params();
-    let m = case.n_outputs();
-    trace_vector(&x, &p, |x, p| {
-        let mut out = vec![Var::from(0.0); m];
-        case.eval(x, p, &mut out);
-        out
-    })
-}
-
-/// Traces a suite case into a [`Function`] with default options.
-pub fn trace_case(case: &Case) -> Result<Function> {
-    Function::from_tape(trace_tape(case)?)
-}
 
 /// The tape a case's "gradient" runs: the gradient, or a VJP for vector outputs.
 fn gradient_tape(f: &Function) -> Result<&Tape> {
@@ -45,9 +28,9 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
     let w = case.vjp_weights();
     let (n, m) = (case.n_inputs(), case.n_outputs());
 
-    let (mut trace_s, mut traced) = once(1, || trace_tape(case));
+    let (mut trace_s, mut traced) = once(1, || case.trace());
     if trace_s < 0.05 {
-        (trace_s, traced) = once(5, || trace_tape(case));
+        (trace_s, traced) = once(5, || case.trace());
     }
     let traced = traced?;
     let (optimize_primal_s, optimized) = once(1, || opt::optimize(&traced));

@@ -144,7 +144,7 @@ mod tests {
     #[test]
     fn engines_agree_on_a_suite_case() {
         let case = crate::suite::Case::Broyden { n: 6 };
-        let f = crate::cli::trace_case(&case).unwrap();
+        let f = case.function().unwrap();
         let p = case.params();
         let mut reference = |x: &[f64], out: &mut [f64]| case.eval(x, &p, out);
         let r = check_function(

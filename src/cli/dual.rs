@@ -430,7 +430,7 @@ mod tests {
                 out[0]
             });
             assert_eq!(v, case.default_value()[0], "{case}");
-            let f = crate::cli::trace_case(&case).unwrap();
+            let f = case.function().unwrap();
             let mut want = vec![0.0; x.len()];
             f.with_params(&case.params())
                 .unwrap()

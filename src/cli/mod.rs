@@ -11,7 +11,7 @@ mod scaling;
 mod study;
 mod timing;
 
-pub use bench::{run_case, trace_case, trace_tape};
+pub use bench::run_case;
 pub use check::{check_function, max_rel_err_fd, CheckReport, FD_DIRECTION_SEED};
 pub use dual::{forward_gradient, Fwd};
 pub use plot::plot_scaling;
@@ -419,7 +419,7 @@ fn print_opt_stats(title: &str, tape: &Tape) -> Result<(), String> {
 
 fn show(spec: &str, all: bool) -> Result<(), String> {
     let case = one_case(spec)?;
-    let f = trace_case(&case).map_err(|e| e.to_string())?;
+    let f = case.function().map_err(|e| e.to_string())?;
     print_tape("traced tape", f.traced_tape(), all);
     print_opt_stats("traced tape", f.traced_tape())?;
     print_tape("optimized primal tape", f.tape(), all);
@@ -486,7 +486,7 @@ fn check(target: &str) -> Result<(), String> {
     } else {
         let case = one_case(target)?;
         println!("{case}: the default input and 2 seeded perturbations of it");
-        let f = trace_case(&case).map_err(|e| e.to_string())?;
+        let f = case.function().map_err(|e| e.to_string())?;
         let p = case.params();
         let reference = |x: &[f64], out: &mut [f64]| case.eval(x, &p, out);
         let r = check_function(&f, &p, &case.vjp_weights(), &case_points(&case), &mut {

@@ -124,7 +124,7 @@ impl Machine {
             cpu,
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             rustc: env!("TAPEJIT_RUSTC_VERSION").to_string(),
-            os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
+            os: target_lexicon::HOST.to_string(),
             profile: if cfg!(debug_assertions) {
                 "debug".into()
             } else {

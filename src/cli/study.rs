@@ -48,7 +48,7 @@ pub fn compile_study(sizes: &[usize], mut report: impl FnMut(&StudyRow)) -> Resu
         let case = Case::Rosenbrock {
             n: (size / 17).max(2),
         };
-        let primal = opt::optimize(&super::bench::trace_tape(&case)?)?;
+        let primal = opt::optimize(&case.trace()?)?;
         let gradient = ad::reverse(&primal, 0..primal.n_inputs(), Seed::One)?;
         let row = measure(format!("rosenbrock gradient ({case})"), &gradient)?;
         report(&row);

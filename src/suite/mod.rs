@@ -41,6 +41,7 @@ mod parse;
 
 mod rosenbrock;
 mod sizes;
+mod traced;
 
 pub use crate::rng::SplitMix64;
 pub use broyden::{broyden, broyden_default_input};
