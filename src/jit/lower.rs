@@ -305,7 +305,10 @@ impl<'b> ChunkLowering<'_, 'b> {
                 let one = self.ins().f64const(1.0);
                 let s = self.ins().fcopysign(one, a);
                 let nan = self.ins().fcmp(FloatCC::Unordered, a, a);
-                self.ins().select(nan, a, s)
+                // f64::signum returns f64::NAN (positive) for every NaN; its
+                // sign shows through copysign and signbit.
+                let canonical = self.ins().f64const(f64::NAN);
+                self.ins().select(nan, canonical, s)
             }
             Op::SignBit => {
                 let bits = self.ins().bitcast(types::I64, MemFlagsData::new(), a);
