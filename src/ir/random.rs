@@ -408,9 +408,11 @@ impl Interval {
     fn below(self, o: Interval) -> bool {
         self.hi + SMOOTH_MARGIN <= o.lo
     }
-    /// Whether a non-decreasing step function is constant on the interval.
+    /// Whether a non-decreasing step function is constant on the interval,
+    /// bit for bit: `trunc` is `-0.0` left of zero and `0.0` right of it,
+    /// which `same`, `copysign` and division tell apart.
     fn flat_under(self, f: impl Fn(f64) -> f64) -> bool {
-        f(self.lo) == f(self.hi)
+        f(self.lo).to_bits() == f(self.hi).to_bits()
     }
 }
 
@@ -691,6 +693,18 @@ mod tests {
             seen.extend(s.tape.insts().iter().map(|i| i.op));
         }
         assert!(missing(&seen).is_empty(), "missing: {:?}", missing(&seen));
+    }
+
+    #[test]
+    fn rounding_across_zero_is_not_constant() {
+        // Found by grad_vs_fd: trunc on [-0.76, 0.76] is -0.0 then 0.0, and
+        // `same` of it against -0.0 decided a guard that did not hold.
+        let a = Interval::hull(&[-0.76, 0.76]);
+        for op in [Op::Trunc, Op::Round, Op::Ceil] {
+            assert_eq!(smooth_image(op, &[a], 0), None, "{op:?}");
+        }
+        let b = Interval::hull(&[0.1, 0.4]);
+        assert_eq!(smooth_image(Op::Trunc, &[b], 0), Some(Interval::point(0.0)));
     }
 
     #[test]
