@@ -1,0 +1,401 @@
+//! The deterministic differential suite: a few thousand seeded cases of the
+//! checks the fuzz targets run (`tests/support`, shared with `fuzz/`), drawn
+//! from the same generators (`tapejit::ir::random`):
+//!
+//! - the JIT against the interpreter, bitwise, on primal and derived tapes
+//!   (gradient, VJP, JVP, Jacobian, HVP), with random chunking, register
+//!   allocator and buffer splits, guard failures included;
+//! - the optimizer (and each pass alone) bitwise exact on primal and derived
+//!   tapes;
+//! - reverse gradients, VJPs, forward JVPs and HVPs against finite
+//!   differences on well-conditioned random expressions;
+//! - the text format: round trips, and mutated text never panics the parser
+//!   and runs alike in both backends when it parses;
+//! - regression tests for what the fuzzers found.
+//!
+//! Each case is seeded by its number; a failure names the case, so it can be
+//! rerun alone with `DIFFERENTIAL_CASE=name:number cargo test --test differential`.
+
+mod support;
+
+use support::*;
+use tapejit::ir::random::{
+    arbitrary_tape, random_tape, smooth_tape, Choices, RandomTapeConfig, SmoothConfig,
+};
+use tapejit::ir::Tape;
+use tapejit::rng::SplitMix64;
+
+/// Runs `case(rng, number)` for `count` seeded cases, naming the case that fails.
+fn cases(name: &str, count: u64, mut case: impl FnMut(&mut SplitMix64, u64)) {
+    let only = std::env::var("DIFFERENTIAL_CASE").ok();
+    for k in 0..count {
+        let label = format!("{name}:{k}");
+        if only.as_deref().is_some_and(|o| o != label) {
+            continue;
+        }
+        // One stream per case, independent of the others.
+        let seed = SplitMix64::new(k ^ hash(name)).next_u64();
+        let mut rng = SplitMix64::new(seed);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(&mut rng, k)));
+        if let Err(e) = result {
+            eprintln!("differential case {label} failed (rerun: DIFFERENTIAL_CASE={label})");
+            std::panic::resume_unwind(e);
+        }
+    }
+}
+
+fn hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+#[test]
+fn jit_agrees_with_the_interpreter_on_arbitrary_tapes() {
+    cases("jit", 700, |rng, _| {
+        let tape = arbitrary_tape(rng, 160);
+        let derived = tape.len() <= 48;
+        check_jit(rng, &tape, 3, derived, run_plain);
+    });
+}
+
+#[test]
+fn jit_agrees_with_the_interpreter_on_long_tapes() {
+    // 10^3 and 10^4 instructions: many chunks, many cross-chunk slots.
+    cases("jit-long", 3, |rng, k| {
+        let len = [1_000, 3_000, 10_000][k as usize];
+        let config = RandomTapeConfig {
+            len,
+            n_inputs: 4,
+            n_params: 2,
+            n_outputs: 8,
+            guard_every: 200,
+        };
+        let tape = random_tape(rng.next_u64(), &config);
+        assert!(tape.len() >= len);
+        check_jit(rng, &tape, 4, false, run_plain);
+    });
+}
+
+#[test]
+fn optimizer_is_exact_on_primal_and_derived_tapes() {
+    cases("opt", 900, |rng, _| {
+        let tape = arbitrary_tape(rng, 160);
+        let derived = tape.len() <= 64;
+        check_opt(rng, &tape, 4, derived);
+    });
+}
+
+#[test]
+fn derivatives_match_finite_differences() {
+    let mut total = FdStats::default();
+    cases("fd", 800, |rng, k| {
+        let config = SmoothConfig {
+            len: 1 + rng.below(40),
+            n_inputs: 1 + rng.below(4),
+            n_params: rng.below(3),
+            n_outputs: 1 + rng.below(3),
+            guard_every: [0, 4, 12][rng.below(3)],
+        };
+        let s = smooth_tape(rng, &config);
+        total += check_fd(rng, &s, k % 2 == 1);
+    });
+    // The differences must decide most comparisons, or the test says little.
+    let decided = total.checked as f64 / (total.checked + total.skipped).max(1) as f64;
+    assert!(decided > 0.9, "{total:?}");
+    eprintln!("finite differences: {total:?}");
+}
+
+#[test]
+fn text_round_trips_primal_derived_and_optimized_tapes() {
+    cases("text", 400, |rng, _| {
+        let tape = arbitrary_tape(rng, 120);
+        check_round_trip(&tape);
+        let optimized = tapejit::opt::optimize(&tape);
+        check_round_trip(&optimized);
+        for (_, d) in derived_tapes(&tape) {
+            check_round_trip(&d);
+            check_round_trip(&tapejit::opt::optimize(&d));
+        }
+    });
+}
+
+/// A random edit or two of `text`, mostly at the level of tokens (so that
+/// many results still parse): a token replaced by another one of the text
+/// or of the format's vocabulary, removed, or duplicated; a character
+/// replaced, inserted or deleted; a line duplicated or dropped.
+fn mutate(rng: &mut SplitMix64, text: &str) -> String {
+    const WORDS: [&str; 20] = [
+        "%0",
+        "%1",
+        "%4294967295",
+        "-1",
+        "0",
+        "1",
+        "2147483648",
+        "NaN",
+        "-NaN",
+        "inf",
+        "-0.0",
+        "1e999",
+        "true",
+        "false",
+        "guard",
+        "powi",
+        "select",
+        "input",
+        "param",
+        "outputs",
+    ];
+    let mut lines: Vec<Vec<String>> = text
+        .lines()
+        .map(|l| l.split(' ').map(String::from).collect())
+        .collect();
+    for _ in 0..1 + rng.below(2) {
+        let l = rng.below(lines.len());
+        let t = rng.below(lines[l].len());
+        match rng.below(12) {
+            0 | 1 => {
+                let other = &lines[rng.below(lines.len())];
+                lines[l][t] = other[rng.below(other.len())].clone();
+            }
+            2 | 3 => lines[l][t] = WORDS[rng.below(WORDS.len())].to_string(),
+            4 => {
+                let token = lines[l][t].clone();
+                lines[l].insert(t, token);
+            }
+            5 => {
+                lines[l].remove(t);
+            }
+            6 => {
+                let mut chars: Vec<char> = lines[l][t].chars().collect();
+                let at = rng.below(chars.len() + 1);
+                let ch = char::from(b' ' + rng.below(95) as u8);
+                match rng.below(3) {
+                    0 if at < chars.len() => chars[at] = ch,
+                    1 if at < chars.len() => {
+                        chars.remove(at);
+                    }
+                    _ => chars.insert(at, ch),
+                }
+                lines[l][t] = chars.into_iter().collect();
+            }
+            7 => {
+                if rng.one_in(2) {
+                    let line = lines[l].clone();
+                    lines.insert(rng.below(lines.len() + 1), line);
+                } else if lines.len() > 1 {
+                    lines.remove(l);
+                }
+            }
+            // Same kind of token: another value, number or op name.
+            _ => {
+                let token = &lines[l][t];
+                lines[l][t] = if token.starts_with('%') {
+                    format!("%{}", rng.below(lines.len() + 1))
+                } else if token.parse::<f64>().is_ok() {
+                    let v = tapejit::ir::random::random_value(rng);
+                    if rng.one_in(2) {
+                        format!("{v:?}")
+                    } else {
+                        format!("{}", rng.below(6) as i64 - 2)
+                    }
+                } else if let Some(op) = tapejit::ir::Op::from_name(token) {
+                    let ops: Vec<_> = tapejit::ir::ALL_OPS
+                        .iter()
+                        .filter(|o| o.arity() == op.arity())
+                        .collect();
+                    ops[rng.below(ops.len())].name().to_string()
+                } else {
+                    token.clone()
+                };
+            }
+        }
+        if lines.iter().all(|l| l.is_empty()) {
+            break;
+        }
+        lines.retain(|l| !l.is_empty());
+    }
+    lines.iter().map(|l| l.join(" ") + "\n").collect()
+}
+
+#[test]
+fn parser_survives_mutated_text_and_what_parses_runs_alike() {
+    let mut parsed = 0;
+    cases("parse", 700, |rng, _| {
+        let tape = arbitrary_tape(rng, 24);
+        let text = mutate(rng, &tape.to_string());
+        if text.parse::<Tape>().is_ok() {
+            parsed += 1;
+        }
+        check_text(rng, &text, run_plain);
+    });
+    assert!(parsed > 100, "only {parsed} mutated texts parsed");
+    eprintln!("{parsed} of 700 mutated texts parsed");
+}
+
+// Regression tests: what the differential checks and the fuzzers found.
+
+/// Found by `jit:491` (and by the other test suites): the JIT's `signum`
+/// returned a NaN operand with its sign, `f64::signum` a positive NaN;
+/// `copysign` shows the difference.
+#[test]
+fn regression_jit_signum_of_negative_nan() {
+    let tape: Tape = "tape inputs=1 params=0
+%0 = input 0
+%1 = signum %0
+%2 = const 0.0
+%3 = copysign %2 %1
+%4 = signbit %1
+outputs %3 %4
+"
+    .parse()
+    .unwrap();
+    let code = tapejit::jit::compile(&tape).unwrap();
+    for x in [-f64::NAN, f64::NAN, -1.0, -0.0] {
+        let expected = interpret(&tape, &[x], &[]);
+        let got = run_plain(&code, &[x], &[]);
+        assert_same(
+            "signum",
+            &expected,
+            &got,
+            Errors::Identical,
+            &tape,
+            (&[x], &[]),
+        );
+    }
+}
+
+/// Found by `opt:411`: `a + -b -> a - b` gives `+NaN` where the original
+/// gives `-NaN` (x86 returns the NaN operand), which `signbit` turns into 0
+/// against 1. IEEE 754 leaves the sign of an arithmetic NaN unspecified, so
+/// the optimizer is right; the optimizer checks skip exactly the outputs
+/// that read such a sign, and still catch any other difference.
+#[test]
+fn optimizer_checks_ignore_only_the_signs_of_arithmetic_nans() {
+    let tape: Tape = "tape inputs=2 params=0
+%0 = input 0
+%1 = input 1
+%2 = neg %1
+%3 = add %0 %2
+%4 = signbit %3
+%5 = signbit %2
+%6 = copysign %0 %3
+outputs %4 %3 %5 %6
+"
+    .parse()
+    .unwrap();
+    let optimized = tapejit::opt::optimize(&tape);
+    let at = [0.5, f64::NAN];
+    let (a, b) = (interpret(&tape, &at, &[]), interpret(&optimized, &at, &[]));
+    assert_ne!(
+        a.unwrap()[0],
+        b.unwrap()[0],
+        "the example no longer shows it"
+    );
+    let mut rng = SplitMix64::new(1);
+    check_equivalent(&mut rng, "nan signs", &tape, &optimized, 200);
+    // Any other difference is caught: an extra output `a + -b` against `a`.
+    let mut wrong = tape.clone();
+    wrong.push_output(3);
+    let mut broken = optimized.clone();
+    broken.push_output(0);
+    let caught = std::panic::catch_unwind(|| {
+        check_equivalent(&mut SplitMix64::new(2), "wrong", &wrong, &broken, 50)
+    });
+    assert!(caught.is_err(), "a real difference went unnoticed");
+}
+
+/// Regenerates the fuzz targets' seed corpus (`fuzz/seeds/<target>/`) and
+/// the IR dictionary (`fuzz/ir.dict`), all from fixed seeds:
+/// `cargo test --test differential -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore = "writes fuzz/seeds and fuzz/ir.dict"]
+fn write_fuzz_seeds() {
+    use std::fmt::Write as _;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let write = |target: &str, name: String, bytes: &[u8]| {
+        let dir = root.join("seeds").join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), bytes).unwrap();
+    };
+    // The structured targets read their decisions from bytes: random bytes
+    // of growing length give tapes of growing size.
+    let mut rng = SplitMix64::new(0x5eed);
+    for target in ["jit_vs_interp", "opt_exact", "grad_vs_fd"] {
+        for len in [4usize, 16, 48, 96, 160, 256, 400, 640, 1024, 2048] {
+            let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+            write(target, format!("random-{len:04}"), &bytes);
+        }
+    }
+    // parse_ir: printed tapes of every kind, and hand-written corner cases.
+    for k in 0..16 {
+        let tape = arbitrary_tape(&mut rng, 40);
+        write(
+            "parse_ir",
+            format!("arbitrary-{k:02}.tape"),
+            tape.to_string().as_bytes(),
+        );
+    }
+    for k in 0..4 {
+        let s = smooth_tape(&mut rng, &SmoothConfig::default());
+        let (name, derived) = derived_tapes(&s.tape).swap_remove(k);
+        write(
+            "parse_ir",
+            format!("{name}.tape"),
+            derived.to_string().as_bytes(),
+        );
+    }
+    let corner_cases = [
+        "tape inputs=1 params=0\n%0 = input 0\noutputs %0\n",
+        "tape inputs=0 params=0\noutputs\n",
+        "; comment\n\ntape inputs=2 params=1 ; header\n%0 = input 0\n%1 = input 1\n%2 = param 0\n\
+         %3 = const -NaN\n%4 = const 5e-324\n%5 = const -inf\n%6 = const -0.0\n%7 = powi %0 -2147483648\n\
+         %8 = powi %1 2147483647\n%9 = lt %0 %1\n%10 = guard %9 false\n%11 = select %9 %3 %4\n\
+         %12 = mul_add %11 %2 %5\n%13 = copysign %6 %12\n%14 = signbit %3\noutputs %13 %14 %7 %8 %13\n",
+        "tape inputs=4000000000 params=0\noutputs\n",
+    ];
+    for (k, text) in corner_cases.iter().enumerate() {
+        text.parse::<Tape>().unwrap();
+        write("parse_ir", format!("corner-{k}.tape"), text.as_bytes());
+    }
+    let mut dict =
+        String::from("# Tokens of the tape text format, for parse_ir (-dict=fuzz/ir.dict).\n");
+    let tokens = [
+        "tape",
+        "inputs=",
+        "params=",
+        "outputs",
+        "%",
+        " = ",
+        "true",
+        "false",
+        "NaN",
+        "-NaN",
+        "inf",
+        "-inf",
+        "-0.0",
+        "5e-324",
+        "1e308",
+        "2147483647",
+        "-2147483648",
+        "4294967295",
+        ";",
+        "\n",
+    ];
+    for token in tokens {
+        // libFuzzer's dictionaries escape bytes as \xNN.
+        let escaped: String = token
+            .bytes()
+            .map(|b| match b {
+                b' '..=b'~' if b != b'"' && b != b'\\' => char::from(b).to_string(),
+                _ => format!("\\x{b:02X}"),
+            })
+            .collect();
+        writeln!(dict, "\"{escaped}\"").unwrap();
+    }
+    for op in tapejit::ir::ALL_OPS {
+        writeln!(dict, "\"{}\"", op.name()).unwrap();
+    }
+    std::fs::write(root.join("ir.dict"), dict).unwrap();
+}
