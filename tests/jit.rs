@@ -152,7 +152,7 @@ outputs %6
 fn random_points(seed: u64, tape: &Tape, count: usize) -> Vec<(Vec<f64>, Vec<f64>)> {
     let mut rng = tapejit::rng::SplitMix64::new(seed);
     let value = |rng: &mut tapejit::rng::SplitMix64| {
-        if rng.next_u64() % 5 == 0 {
+        if rng.next_u64().is_multiple_of(5) {
             SPECIAL_VALUES[(rng.next_u64() % SPECIAL_VALUES.len() as u64) as usize]
         } else {
             rng.uniform(-3.0, 3.0)

@@ -17,7 +17,7 @@ fn run(tape: &Tape, x: &[f64], p: &[f64]) -> Result<Vec<f64>, Error> {
 fn points(seed: u64, tape: &Tape, count: usize) -> Vec<(Vec<f64>, Vec<f64>)> {
     let mut rng = SplitMix64::new(seed);
     let value = |rng: &mut SplitMix64| {
-        if rng.next_u64() % 4 == 0 {
+        if rng.next_u64().is_multiple_of(4) {
             SPECIAL_VALUES[(rng.next_u64() % SPECIAL_VALUES.len() as u64) as usize]
         } else {
             rng.uniform(-3.0, 3.0)

@@ -3,7 +3,7 @@
 //! On an arbitrary tape (`tapejit::ir::random::arbitrary_tape`, up to 300
 //! instructions; half of the time with every value exposed as an output so
 //! that no wrong rewrite hides in dead code), `tapejit::opt::optimize` and
-//! each pass of `opt::PIPELINE` alone keep every output bitwise equal (or
+//! each pass of the pipeline alone keep every output bitwise equal (or
 //! both NaN) at arbitrary points, and fail a guard exactly where the
 //! original does; the same for the optimized gradient, VJP, JVP, Jacobian
 //! and HVP tapes of tapes of up to 80 instructions.

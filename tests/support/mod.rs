@@ -87,12 +87,12 @@ pub fn assert_same(
 /// the sum of the outputs, VJP, JVP, Jacobian and HVP.
 pub fn derived_tapes(tape: &Tape) -> Vec<(&'static str, Tape)> {
     let n = tape.n_inputs();
-    let gradient = ad::reverse(tape, 0..n, ad::Seed::One);
-    let hvp = ad::forward(&gradient, 0..n);
+    let gradient = ad::reverse(tape, 0..n, ad::Seed::One).unwrap();
+    let hvp = ad::forward(&gradient, 0..n).unwrap();
     vec![
-        ("vjp", ad::reverse(tape, 0..n, ad::Seed::Inputs)),
-        ("jvp", ad::forward(tape, 0..n)),
-        ("jacobian", ad::jacobian_forward(tape, 0..n)),
+        ("vjp", ad::reverse(tape, 0..n, ad::Seed::Inputs).unwrap()),
+        ("jvp", ad::forward(tape, 0..n).unwrap()),
+        ("jacobian", ad::jacobian_forward(tape, 0..n).unwrap()),
         ("hvp", hvp),
         ("gradient", gradient),
     ]
@@ -285,13 +285,20 @@ pub fn check_opt<C: Choices + ?Sized>(c: &mut C, tape: &Tape, points: usize, der
     } else {
         tape.clone()
     };
-    check_equivalent(c, "primal", &primal, &opt::optimize(&primal), points);
-    for (name, pass) in opt::PIPELINE {
-        check_equivalent(c, name, &primal, &pass(&primal), points);
+    check_equivalent(
+        c,
+        "primal",
+        &primal,
+        &opt::optimize(&primal).unwrap(),
+        points,
+    );
+    for name in opt::pass_names() {
+        let pass = opt::run_pass(name, &primal).expect("generated tapes verify");
+        check_equivalent(c, name, &primal, &pass, points);
     }
     if derived {
         for (what, d) in derived_tapes(tape) {
-            check_equivalent(c, what, &d, &opt::optimize(&d), points);
+            check_equivalent(c, what, &d, &opt::optimize(&d).unwrap(), points);
         }
     }
 }
@@ -422,12 +429,18 @@ pub fn check_fd<C: Choices + ?Sized>(c: &mut C, s: &SmoothTape, optimize: bool) 
     let tape = &s.tape;
     let p = &s.params[..];
     let (n, m) = (tape.n_inputs(), tape.n_outputs());
-    let prepare = |t: Tape| if optimize { opt::optimize(&t) } else { t };
-    let gradient_tape = ad::reverse(tape, 0..n, ad::Seed::One);
-    let hvp = prepare(ad::forward(&gradient_tape, 0..n));
+    let prepare = |t: Tape| {
+        if optimize {
+            opt::optimize(&t).unwrap()
+        } else {
+            t
+        }
+    };
+    let gradient_tape = ad::reverse(tape, 0..n, ad::Seed::One).unwrap();
+    let hvp = prepare(ad::forward(&gradient_tape, 0..n).unwrap());
     let gradient_tape = prepare(gradient_tape);
-    let vjp = prepare(ad::reverse(tape, 0..n, ad::Seed::Inputs));
-    let jvp = prepare(ad::forward(tape, 0..n));
+    let vjp = prepare(ad::reverse(tape, 0..n, ad::Seed::Inputs).unwrap());
+    let jvp = prepare(ad::forward(tape, 0..n).unwrap());
 
     let (x, v) = fd_point(c, n);
     let w: Vec<f64> = (0..m).map(|_| c.uniform(-1.0, 1.0)).collect();
