@@ -3,7 +3,7 @@
 //! the suite.
 
 use proptest::prelude::*;
-use tapejit::ir::random::{random_tape, RandomTapeConfig, SPECIAL_VALUES};
+use tapejit::ir::random::{random_points, random_tape, RandomTapeConfig};
 use tapejit::ir::{semantics::same, Inst, Op, Shape, Tape, ALL_OPS};
 use tapejit::jit::{self, JitOptions};
 use tapejit::{ad, interp, Engine, Error, Float, Function};
@@ -147,24 +147,6 @@ outputs %6
         ),
         "{err}"
     );
-}
-
-fn random_points(seed: u64, tape: &Tape, count: usize) -> Vec<(Vec<f64>, Vec<f64>)> {
-    let mut rng = tapejit::rng::SplitMix64::new(seed);
-    let value = |rng: &mut tapejit::rng::SplitMix64| {
-        if rng.next_u64().is_multiple_of(5) {
-            SPECIAL_VALUES[(rng.next_u64() % SPECIAL_VALUES.len() as u64) as usize]
-        } else {
-            rng.uniform(-3.0, 3.0)
-        }
-    };
-    (0..count)
-        .map(|_| {
-            let x = (0..tape.n_inputs()).map(|_| value(&mut rng)).collect();
-            let p = (0..tape.n_params()).map(|_| value(&mut rng)).collect();
-            (x, p)
-        })
-        .collect()
 }
 
 proptest! {

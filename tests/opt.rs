@@ -4,7 +4,7 @@
 //! within the bound DESIGN.md sets for two different tapes.
 
 use proptest::prelude::*;
-use tapejit::ir::random::{random_tape, RandomTapeConfig, SPECIAL_VALUES};
+use tapejit::ir::random::{random_points, random_tape, RandomTapeConfig};
 use tapejit::ir::{semantics::same, Tape};
 use tapejit::rng::SplitMix64;
 use tapejit::{ad, interp, opt, Error};
@@ -12,24 +12,6 @@ use tapejit::{ad, interp, opt, Error};
 fn run(tape: &Tape, x: &[f64], p: &[f64]) -> Result<Vec<f64>, Error> {
     let mut out = vec![0.0; tape.n_outputs()];
     interp::eval(tape, x, p, &mut Vec::new(), &mut out).map(|()| out)
-}
-
-fn points(seed: u64, tape: &Tape, count: usize) -> Vec<(Vec<f64>, Vec<f64>)> {
-    let mut rng = SplitMix64::new(seed);
-    let value = |rng: &mut SplitMix64| {
-        if rng.next_u64().is_multiple_of(4) {
-            SPECIAL_VALUES[(rng.next_u64() % SPECIAL_VALUES.len() as u64) as usize]
-        } else {
-            rng.uniform(-3.0, 3.0)
-        }
-    };
-    (0..count)
-        .map(|_| {
-            let x = (0..tape.n_inputs()).map(|_| value(&mut rng)).collect();
-            let p = (0..tape.n_params()).map(|_| value(&mut rng)).collect();
-            (x, p)
-        })
-        .collect()
 }
 
 /// Same bits on every output, or both stop at a guard.
@@ -83,7 +65,7 @@ proptest! {
         let optimized = opt::optimize(&tape).unwrap();
         optimized.verify().unwrap();
         prop_assert!(optimized.len() <= tape.len());
-        assert_exact(&tape, &optimized, &points(seed ^ 3, &tape, 12));
+        assert_exact(&tape, &optimized, &random_points(seed ^ 3, &tape, 12));
     }
 
     #[test]
@@ -93,7 +75,7 @@ proptest! {
             let pass = |t: &Tape| opt::run_pass(name, t).unwrap();
             let once = pass(&tape);
             once.verify().unwrap();
-            assert_exact(&tape, &once, &points(seed ^ 5, &tape, 6));
+            assert_exact(&tape, &once, &random_points(seed ^ 5, &tape, 6));
             let twice = pass(&once);
             prop_assert_eq!(&twice, &once, "{} is not idempotent", name);
         }
@@ -113,7 +95,7 @@ proptest! {
             gradient,
         ];
         for d in &derived {
-            assert_exact(d, &opt::optimize(d).unwrap(), &points(seed ^ 7, d, 6));
+            assert_exact(d, &opt::optimize(d).unwrap(), &random_points(seed ^ 7, d, 6));
         }
     }
 

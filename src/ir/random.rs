@@ -288,6 +288,13 @@ pub fn random_inputs<C: Choices + ?Sized>(c: &mut C, tape: &Tape) -> (Vec<f64>, 
     (x, p)
 }
 
+/// `count` seeded evaluation points (inputs, parameters) for `tape`, drawn
+/// with [`random_inputs`].
+pub fn random_points(seed: u64, tape: &Tape, count: usize) -> Vec<(Vec<f64>, Vec<f64>)> {
+    let mut rng = SplitMix64::new(seed);
+    (0..count).map(|_| random_inputs(&mut rng, tape)).collect()
+}
+
 /// Shape of a [`smooth_tape`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SmoothConfig {

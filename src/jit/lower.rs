@@ -66,7 +66,6 @@ pub(super) struct ChunkLowering<'a, 'b> {
     pub math: &'a MathDecls,
     pub tape: &'a Tape,
     pub layout: &'a Layout,
-    pub native_fma: bool,
     /// Inputs below this index come from the head buffer, the rest from the tail.
     pub input_split: usize,
     /// Outputs below this index go to the head buffer, the rest to the tail.
@@ -350,7 +349,9 @@ impl<'b> ChunkLowering<'_, 'b> {
                 st.bools[i - st.range.start] = Some(cond);
                 self.flag(cond)
             }
-            Op::MulAdd if self.native_fma => self.ins().fma(a, b, c),
+            // Always the interpreter's own `f64::mul_add` (the C library's
+            // `fma`): the fma instruction rounds the same, but can return a
+            // NaN of another sign, which `signbit`/`copysign` would expose.
             Op::MulAdd => self.call(st, math::MUL_ADD.0, &[a, b, c]),
             _ => {
                 if let Some((name, _)) = math::unary(op) {

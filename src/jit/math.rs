@@ -80,7 +80,7 @@ extern "C" fn tapejit_mul_add(a: f64, b: f64, c: f64) -> f64 {
 /// `powi` for exponents too large to unroll.
 pub(super) const POWI: (&str, *const u8) = ("tapejit_powi", tapejit_powi as *const u8);
 
-/// `mul_add` for hosts without an FMA instruction.
+/// `mul_add`, called rather than inlined so that NaN signs match the interpreter.
 pub(super) const MUL_ADD: (&str, *const u8) = ("tapejit_mul_add", tapejit_mul_add as *const u8);
 
 /// Every wrapper with its number of arguments, for the JIT's symbol table.

@@ -147,16 +147,14 @@ fn host_isa(single_pass_regalloc: bool) -> Result<OwnedTargetIsa> {
         .map_err(|e| jit_error("configuring", e))
 }
 
-/// A fresh module for the host, with our math wrappers linked in; and
-/// whether the host has a fused multiply-add instruction.
-fn new_module(options: JitOptions) -> Result<(JITModule, bool)> {
+/// A fresh module for the host, with our math wrappers linked in.
+fn new_module(options: JitOptions) -> Result<JITModule> {
     let isa = host_isa(options.single_pass_regalloc)?;
-    let native_fma = isa.has_native_fma();
     let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
     for (name, ptr, _) in math::all() {
         builder.symbol(name, ptr);
     }
-    Ok((JITModule::new(builder), native_fma))
+    Ok(JITModule::new(builder))
 }
 
 /// Compiles a tape (verified first) with the default options.
@@ -178,8 +176,8 @@ pub fn compile_with(tape: &Tape, options: JitOptions) -> Result<JitFunction> {
             tape.n_outputs()
         )));
     }
-    let (mut module, native_fma) = new_module(options)?;
-    let result = define_chunks(&mut module, tape, options, native_fma, splits, None);
+    let mut module = new_module(options)?;
+    let result = define_chunks(&mut module, tape, options, splits, None);
     let (layout, ids, code_bytes) = match result {
         Ok(r) => r,
         Err(e) => {
@@ -223,7 +221,6 @@ fn define_chunks(
     module: &mut JITModule,
     tape: &Tape,
     options: JitOptions,
-    native_fma: bool,
     (input_split, output_split): (usize, usize),
     mut listing: Option<&mut String>,
 ) -> Result<(Layout, Vec<cranelift_module::FuncId>, usize)> {
@@ -255,7 +252,6 @@ fn define_chunks(
             math: &math,
             tape,
             layout: &layout,
-            native_fma,
             input_split,
             output_split,
         }
@@ -281,17 +277,10 @@ fn define_chunks(
 /// one function per chunk, for `tapejit show`.
 pub fn cranelift_ir(tape: &Tape, options: JitOptions) -> Result<String> {
     tape.verify()?;
-    let (mut module, native_fma) = new_module(options)?;
+    let mut module = new_module(options)?;
     let splits = (tape.n_inputs(), tape.n_outputs());
     let mut text = String::new();
-    let result = define_chunks(
-        &mut module,
-        tape,
-        options,
-        native_fma,
-        splits,
-        Some(&mut text),
-    );
+    let result = define_chunks(&mut module, tape, options, splits, Some(&mut text));
     // SAFETY: no pointer into this module's code was handed out.
     unsafe { module.free_memory() };
     result.map(|_| text)
