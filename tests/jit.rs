@@ -150,7 +150,13 @@ outputs %6
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    // A fixed seed: CI runs the same cases every time (PROPTEST_RNG_SEED
+    // cannot override it; change the seed here to explore).
+    #![proptest_config(ProptestConfig {
+        cases: 96,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x7a9e_0001),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn random_tapes_agree(seed in any::<u64>(), len in 1usize..200, chunk_len in 1usize..64, single_pass in any::<bool>()) {

@@ -54,7 +54,13 @@ fn config(len: usize, guard_every: usize) -> RandomTapeConfig {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    // A fixed seed: CI runs the same cases every time (PROPTEST_RNG_SEED
+    // cannot override it; change the seed here to explore).
+    #![proptest_config(ProptestConfig {
+        cases: 200,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x7a9e_0001),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn optimized_primal_is_bitwise_equal(seed in any::<u64>(), len in 1usize..150) {
