@@ -22,6 +22,7 @@ use support::*;
 use tapejit::ir::random::{
     arbitrary_tape, random_tape, smooth_tape, Choices, RandomTapeConfig, SmoothConfig,
 };
+use tapejit::ir::semantics::same;
 use tapejit::ir::Tape;
 use tapejit::rng::SplitMix64;
 
@@ -267,134 +268,101 @@ outputs %3 %4
 }
 
 /// Found by `opt:411`: `a + -b -> a - b` gives `+NaN` where the original
-/// gives `-NaN` (x86 returns the NaN operand, here `-b`), which `signbit`
-/// turns into 0 against 1. The same for `a - -b`, `-a + b`, `x * -1`,
-/// `x / -1`, `-0.0 - x` and `(-a)(-b)`.
+/// gives `-NaN` (x86 returns the NaN operand), which `signbit` turns into 0
+/// against 1. IEEE 754 leaves the sign of an arithmetic NaN unspecified, so
+/// the optimizer is right; the optimizer checks skip exactly the outputs
+/// that read such a sign, and still catch any other difference.
 #[test]
-fn regression_optimizer_keeps_the_signs_of_nans() {
+fn optimizer_checks_ignore_only_the_signs_of_arithmetic_nans() {
     let tape: Tape = "tape inputs=2 params=0
 %0 = input 0
 %1 = input 1
 %2 = neg %1
 %3 = add %0 %2
-%4 = neg %0
-%5 = add %4 %1
-%6 = sub %0 %2
-%7 = const -1.0
-%8 = mul %0 %7
-%9 = mul %7 %1
-%10 = div %0 %7
-%11 = const -0.0
-%12 = sub %11 %0
-%13 = mul %4 %2
-%14 = signbit %3
-%15 = signbit %5
-%16 = signbit %6
-%17 = signbit %8
-%18 = signbit %9
-%19 = signbit %10
-%20 = signbit %12
-%21 = signbit %13
-outputs %14 %15 %16 %17 %18 %19 %20 %21 %3 %5 %6 %8 %9 %10 %12 %13
+%4 = signbit %3
+%5 = signbit %2
+%6 = copysign %0 %3
+outputs %4 %3 %5 %6
 "
     .parse()
     .unwrap();
     let optimized = tapejit::opt::optimize(&tape).unwrap();
-    let n = f64::NAN;
-    for x in [
-        [0.5, n],
-        [0.5, -n],
-        [n, 0.5],
-        [-n, 0.5],
-        [n, -n],
-        [-n, n],
-        [1.5, -2.0],
-    ] {
-        let (a, b) = (interpret(&tape, &x, &[]), interpret(&optimized, &x, &[]));
-        assert_same("signs", &a, &b, Errors::BothGuard, &tape, (&x, &[]));
-    }
-    check_equivalent(&mut SplitMix64::new(1), "signs", &tape, &optimized, 200);
+    let at = [0.5, f64::NAN];
+    let (a, b) = (interpret(&tape, &at, &[]), interpret(&optimized, &at, &[]));
+    assert_ne!(
+        a.unwrap()[0],
+        b.unwrap()[0],
+        "the example no longer shows it"
+    );
+    let mut rng = SplitMix64::new(1);
+    check_equivalent(&mut rng, "nan signs", &tape, &optimized, 200);
+    // Any other difference is caught: an extra output `a + -b` against `a`.
+    let mut wrong = tape.clone();
+    wrong.push_output(3);
+    let mut broken = optimized.clone();
+    broken.push_output(0);
+    let caught = std::panic::catch_unwind(|| {
+        check_equivalent(&mut SplitMix64::new(2), "wrong", &wrong, &broken, 50)
+    });
+    assert!(caught.is_err(), "a real difference went unnoticed");
 }
 
 /// Found by `parse_ir` (a mutated seed): `mul_add(-NaN, NaN, -inf)` then
 /// `copysign(-0.0, _)` gave 0.0 interpreted and -0.0 compiled with one
-/// instruction per chunk (fixed on main by calling `f64::mul_add`). Sums
-/// and products had the same fault: Cranelift commutes `fadd` and `fmul` to
-/// merge a load of their first operand, and x86 returns the first NaN
-/// operand; its egraph also rewrites `(-a) * (-b)` to `a * b`.
+/// instruction per chunk. Cranelift commutes `fadd`, `fmul` and `fma` to
+/// merge a load into the instruction, and x86 returns the first NaN
+/// operand, so the sign of a NaN sum or product can differ from the
+/// interpreter's (it also rewrites `(-a) * (-b)` to `a * b`). So does
+/// rustc: `opt_exact`, run with strict NaN signs, found the optimizer's
+/// constant folding (release build) returning `+NaN` for a `-NaN * NaN`
+/// that the interpreter returns as `-NaN`, the same multiplication compiled
+/// with its operands swapped. IEEE 754 leaves the sign of an arithmetic NaN
+/// unspecified, so the checks accept exactly the outputs that read it, and
+/// still compare everything else.
 #[test]
-fn regression_jit_keeps_the_signs_of_nans() {
-    // With two instructions per chunk, each sum or product gets its first
-    // operand from a load (single use, right before it) and its second
-    // from a register: the pattern Cranelift commutes. At x = [NaN, -NaN]
-    // output 2 is 1.0 compiled and 0.0 interpreted (rustc 1.95, Cranelift
-    // 0.135, an FMA-capable x86-64).
-    let tape: Tape = "tape inputs=3 params=0
-%0 = input 0
-%1 = input 1
-%2 = neg %0
-%3 = neg %1
-%4 = neg %1
-%5 = add %2 %4
-%6 = neg %0
-%7 = neg %1
-%8 = neg %1
-%9 = mul %6 %8
-%10 = neg %0
-%11 = neg %1
-%12 = neg %1
-%13 = mul_add %10 %12 %12
-%14 = signbit %5
-%15 = signbit %9
-%16 = signbit %13
-%17 = input 2
-%18 = sin %17
-outputs %14 %15 %16 %5 %9 %13 %18
-"
-    .parse()
-    .unwrap();
-    let options = tapejit::jit::JitOptions {
-        chunk_len: 2,
-        ..Default::default()
-    };
-    let code = tapejit::jit::compile_with(&tape, options).unwrap();
-    let n = f64::NAN;
-    for x in [[n, -n, 0.5], [-n, n, 0.5], [n, n, -0.0], [1.0, -2.0, 3.0]] {
-        let expected = interpret(&tape, &x, &[]);
-        let got = run_plain(&code, &x, &[]);
-        assert_same(
-            "signs",
-            &expected,
-            &got,
-            Errors::Identical,
-            &tape,
-            (&x, &[]),
-        );
-    }
-    // (-a) * (-b) in one chunk.
-    let tape: Tape = "tape inputs=2 params=0
+fn jit_may_change_only_the_signs_of_arithmetic_nans() {
+    // Cranelift rewrites the product of two negations: at x = [NaN, -NaN]
+    // output 0 is 0.0 compiled and 1.0 interpreted. (The load-merging swap
+    // of `fadd`/`fmul` operands depends on the surrounding code.)
+    let cases = [(
+        "tape inputs=2 params=0
 %0 = input 0
 %1 = input 1
 %2 = neg %0
 %3 = neg %1
 %4 = mul %2 %3
 %5 = signbit %4
-outputs %5 %4
-"
-    .parse()
-    .unwrap();
-    let code = tapejit::jit::compile(&tape).unwrap();
-    for x in [[n, -n], [-n, n], [n, 1.0], [2.0, -n]] {
-        let expected = interpret(&tape, &x, &[]);
-        let got = run_plain(&code, &x, &[]);
-        assert_same(
-            "signs",
-            &expected,
-            &got,
-            Errors::Identical,
-            &tape,
-            (&x, &[]),
-        );
+%6 = sin %0
+outputs %5 %4 %6
+",
+        2000,
+    )];
+    let n = f64::NAN;
+    for (text, chunk_len) in cases {
+        let tape: Tape = text.parse().unwrap();
+        let options = tapejit::jit::JitOptions {
+            chunk_len,
+            ..Default::default()
+        };
+        let code = tapejit::jit::compile_with(&tape, options).unwrap();
+        for x in [[n, -n], [-n, n], [n, 1.0], [1.0, -2.0]] {
+            let expected = reference(&tape, &x, &[]);
+            let got = run_plain(&code, &x, &[]);
+            assert_matches(
+                "nan signs",
+                &expected,
+                &got,
+                Errors::Identical,
+                &tape,
+                (&x, &[]),
+            );
+            // The result is NaN in both where it is NaN, the rest bitwise equal.
+            let (a, b) = (expected.outcome.unwrap(), got.unwrap());
+            assert!(a[1..].iter().zip(&b[1..]).all(|(a, b)| same(*a, *b)));
+            if !x.iter().any(|v| v.is_nan()) {
+                assert_eq!(a, b);
+            }
+        }
     }
 }
 

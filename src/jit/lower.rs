@@ -11,13 +11,12 @@ use super::math;
 use crate::ir::{Inst, Op, Tape};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    types, AbiParam, BlockArg, FuncRef, InstBuilder, InstructionData, MemFlagsData, Opcode,
-    Signature, Value, ValueDef,
+    types, AbiParam, BlockArg, FuncRef, InstBuilder, MemFlagsData, Signature, Value,
 };
 use cranelift_frontend::FunctionBuilder;
 use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Module};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::Range;
 
 /// Math functions declared in the module, by symbol name.
@@ -79,8 +78,6 @@ struct State {
     /// Conditions of compares in this chunk as machine booleans, to branch on directly.
     bools: Vec<Option<Value>>,
     imported: HashMap<u32, Value>,
-    /// Values this chunk uses as the first operand of `fadd` or `fmul`.
-    first_operands: HashSet<u32>,
     funcs: HashMap<&'static str, FuncRef>,
     ptrs: [Value; 6],
     fail: cranelift_codegen::ir::Block,
@@ -110,7 +107,6 @@ impl<'b> ChunkLowering<'_, 'b> {
             bools: vec![None; range.len()],
             range: range.clone(),
             imported: HashMap::new(),
-            first_operands: self.mergeable_first_operands(range.clone(), outputs),
             funcs: HashMap::new(),
             ptrs,
             fail,
@@ -159,79 +155,19 @@ impl<'b> ChunkLowering<'_, 'b> {
         }
     }
 
-    /// The values that Cranelift could merge, as a load, into a sum or
-    /// product of which they are the first operand (see [`Self::load`]): a
-    /// value loaded in this chunk (a leaf, or computed in an earlier chunk)
-    /// whose only use in the chunk is that `fadd`/`fmul`, unless the second
-    /// operand is loaded right after it (the later load is the one merged,
-    /// without swapping).
-    fn mergeable_first_operands(
-        &self,
-        range: Range<usize>,
-        outputs: &[(u32, u32)],
-    ) -> HashSet<u32> {
-        let insts = self.tape.insts();
-        let mut uses: HashMap<u32, usize> = HashMap::new();
-        for inst in &insts[range.clone()] {
-            for &v in inst.operands() {
-                *uses.entry(v).or_default() += 1;
-            }
-        }
-        for &(v, _) in outputs {
-            *uses.entry(v).or_default() += 1;
-        }
-        let imported = |v: u32| !range.contains(&(v as usize));
-        let loaded = |v: u32| match insts[v as usize].op {
-            Op::Input | Op::Param => true,
-            Op::Const => false,
-            _ => imported(v),
-        };
-        let mut seen = HashSet::new();
-        let mut risky = HashSet::new();
-        for inst in &insts[range.clone()] {
-            if matches!(inst.op, Op::Add | Op::Mul) {
-                let [a, b, _] = inst.args;
-                let b_loaded_after = imported(b) && loaded(b) && !seen.contains(&b);
-                if loaded(a) && uses.get(&a) == Some(&1) && !b_loaded_after {
-                    risky.insert(a);
-                }
-            }
-            seen.extend(inst.operands().iter().copied().filter(|&v| imported(v)));
-        }
-        risky
-    }
-
-    /// Loads tape value `v`, an `f64`, from `base[index]`.
-    ///
-    /// A value that is the first operand of a sum or product is loaded as
-    /// integer bits and moved to a float register. A float load could be
-    /// merged into the `fadd`/`fmul` as its memory operand, and Cranelift
-    /// merges a load of the first operand by swapping the operands
-    /// (`addsd b, [a]`); x86 returns the first of two NaN operands, so the
-    /// sum would take `b`'s NaN sign where the interpreter's `a + b` takes
-    /// `a`'s (`signbit` and `copysign` show it). Loads are cached per chunk,
-    /// so this costs one instruction per such value and chunk.
-    fn load(&mut self, st: &State, v: u32, base: Value, index: usize) -> Value {
+    fn load(&mut self, base: Value, index: usize) -> Value {
         let (addr, off) = self.address(base, index);
-        if !st.first_operands.contains(&v) {
-            return self
-                .b
-                .ins()
-                .load(types::F64, MemFlagsData::trusted(), addr, off);
-        }
-        let bits = self
-            .b
+        self.b
             .ins()
-            .load(types::I64, MemFlagsData::trusted(), addr, off);
-        self.b.ins().bitcast(types::F64, MemFlagsData::new(), bits)
+            .load(types::F64, MemFlagsData::trusted(), addr, off)
     }
 
     /// Input `i`, from the head or the tail buffer.
-    fn input(&mut self, st: &State, v: u32, i: usize) -> Value {
+    fn input(&mut self, st: &State, i: usize) -> Value {
         if i < self.input_split {
-            self.load(st, v, st.ptrs[INPUTS_HEAD], i)
+            self.load(st.ptrs[INPUTS_HEAD], i)
         } else {
-            self.load(st, v, st.ptrs[INPUTS_TAIL], i - self.input_split)
+            self.load(st.ptrs[INPUTS_TAIL], i - self.input_split)
         }
     }
 
@@ -252,14 +188,14 @@ impl<'b> ChunkLowering<'_, 'b> {
         let inst = self.tape.insts()[i];
         let val = match inst.op {
             Op::Const => self.b.ins().f64const(inst.const_value()),
-            Op::Input => self.input(st, v, inst.args[0] as usize),
-            Op::Param => self.load(st, v, st.ptrs[PARAMS], inst.args[0] as usize),
+            Op::Input => self.input(st, inst.args[0] as usize),
+            Op::Param => self.load(st.ptrs[PARAMS], inst.args[0] as usize),
             _ => {
                 let slot = self
                     .layout
                     .slot(i)
                     .expect("values used across chunks have a slot");
-                self.load(st, v, st.ptrs[SCRATCH], slot as usize)
+                self.load(st.ptrs[SCRATCH], slot as usize)
             }
         };
         st.imported.insert(v, val);
@@ -306,31 +242,6 @@ impl<'b> ChunkLowering<'_, 'b> {
         self.b.switch_to_block(cont);
     }
 
-    /// `b`, hidden from Cranelift's rewrite of `(-x) * (-y)` into `x * y`
-    /// when both operands are negations: with a NaN `x` the first returns
-    /// `-x`'s NaN, the second `x`'s. The negation of `b` is redone on its
-    /// bits (rare: the optimizer keeps such products, see `opt::simplify`).
-    fn opaque_if_both_negated(&mut self, a: Value, b: Value) -> Value {
-        let func = &*self.b.func;
-        let negation = |v: Value| match func.dfg.value_def(v) {
-            ValueDef::Result(i, _) => match func.dfg.insts[i] {
-                InstructionData::Unary {
-                    opcode: Opcode::Fneg,
-                    arg,
-                } => Some(arg),
-                _ => None,
-            },
-            _ => None,
-        };
-        let (Some(_), Some(y)) = (negation(a), negation(b)) else {
-            return b;
-        };
-        let bits = self.ins().bitcast(types::I64, MemFlagsData::new(), y);
-        let sign = self.ins().iconst(types::I64, i64::MIN);
-        let flipped = self.ins().bxor(bits, sign);
-        self.ins().bitcast(types::F64, MemFlagsData::new(), flipped)
-    }
-
     fn ins(&mut self) -> cranelift_frontend::FuncInstBuilder<'_, 'b> {
         self.b.ins()
     }
@@ -345,8 +256,8 @@ impl<'b> ChunkLowering<'_, 'b> {
         let op = inst.op;
         match op {
             Op::Const => return self.b.ins().f64const(inst.const_value()),
-            Op::Input => return self.input(st, i as u32, inst.args[0] as usize),
-            Op::Param => return self.load(st, i as u32, st.ptrs[PARAMS], inst.args[0] as usize),
+            Op::Input => return self.input(st, inst.args[0] as usize),
+            Op::Param => return self.load(st.ptrs[PARAMS], inst.args[0] as usize),
             Op::Select => {
                 let c = self.truthy(st, inst.args[0]);
                 let a = self.operand(st, inst.args[1]);
@@ -363,10 +274,7 @@ impl<'b> ChunkLowering<'_, 'b> {
         match op {
             Op::Add => self.ins().fadd(a, b),
             Op::Sub => self.ins().fsub(a, b),
-            Op::Mul => {
-                let b = self.opaque_if_both_negated(a, b);
-                self.ins().fmul(a, b)
-            }
+            Op::Mul => self.ins().fmul(a, b),
             Op::Div => self.ins().fdiv(a, b),
             Op::Neg => self.ins().fneg(a),
             Op::Abs => self.ins().fabs(a),
