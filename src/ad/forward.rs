@@ -94,12 +94,12 @@ fn transform(
         tangent[i * dirs..(i + 1) * dirs].copy_from_slice(&row);
     }
 
-    let mut outputs: Vec<Value> = tape
-        .outputs()
+    let primal_outputs = super::straight_outputs(tape);
+    let mut outputs: Vec<Value> = primal_outputs
         .iter()
         .map(|&v| new_value[v as usize])
         .collect();
-    for &v in tape.outputs() {
+    for &v in &primal_outputs {
         for d in 0..dirs {
             let t = tangent[v as usize * dirs + d].unwrap_or_else(|| e.constant(0.0));
             outputs.push(t);

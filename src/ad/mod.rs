@@ -21,6 +21,11 @@ use std::ops::Range;
 /// of its inputs.
 fn check(tape: &Tape, wrt: &Range<usize>) -> Result<()> {
     tape.verify()?;
+    if tape.has_structure() {
+        return Err(Error::Unsupported(
+            "this transform does not handle loops or arrays yet".into(),
+        ));
+    }
     if wrt.start > wrt.end || wrt.end > tape.n_inputs() {
         return Err(Error::Unsupported(format!(
             "cannot differentiate with respect to inputs {wrt:?}: the tape has {} inputs",
@@ -55,6 +60,13 @@ pub fn jacobian_forward(tape: &Tape, wrt: Range<usize>) -> Result<Tape> {
 pub(crate) mod verified {
     pub(crate) use super::forward::{forward, jacobian_forward};
     pub(crate) use super::reverse::reverse;
+}
+
+/// The outputs of a straight-line tape (no array slices), which the
+/// straight-line transforms handle.
+pub(crate) fn straight_outputs(tape: &Tape) -> Vec<crate::ir::Value> {
+    tape.output_values()
+        .expect("callers pass straight-line tapes (checked by `check`)")
 }
 
 /// Which instructions depend on the inputs in `wrt` through differentiable

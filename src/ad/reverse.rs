@@ -1,7 +1,7 @@
 //! The reverse transform: tape -> adjoint tape.
 
 use super::emit::Emitter;
-use super::{rules, varied};
+use super::{rules, straight_outputs, varied};
 use crate::ir::{Inst, Op, Tape, Value};
 use std::ops::Range;
 
@@ -29,7 +29,8 @@ pub fn reverse(tape: &Tape, wrt: Range<usize>, seed: Seed) -> Tape {
     let mut e = Emitter::starting_with(tape.insts());
     let mut adjoint: Vec<Option<Value>> = vec![None; tape.len()];
 
-    for (k, &out) in tape.outputs().iter().enumerate() {
+    let mut outputs = straight_outputs(tape);
+    for (k, &out) in outputs.iter().enumerate() {
         let d = match seed {
             Seed::One => e.constant(1.0),
             Seed::Inputs => e.push(Inst::input((tape.n_inputs() + k) as u32)),
@@ -58,7 +59,6 @@ pub fn reverse(tape: &Tape, wrt: Range<usize>, seed: Seed) -> Tape {
         }
     }
 
-    let mut outputs = tape.outputs().to_vec();
     let mut input_adjoint: Vec<Option<Value>> = vec![None; wrt.len()];
     for (i, inst) in tape.insts().iter().enumerate() {
         if inst.op == Op::Input && wrt.contains(&(inst.args[0] as usize)) {
@@ -81,7 +81,7 @@ pub fn reverse(tape: &Tape, wrt: Range<usize>, seed: Seed) -> Tape {
 /// Which varied instructions lead to an output (activity analysis, backward half).
 fn useful(tape: &Tape, varied: &[bool]) -> Vec<bool> {
     let mut useful = vec![false; tape.len()];
-    for &out in tape.outputs() {
+    for out in straight_outputs(tape) {
         useful[out as usize] = varied[out as usize];
     }
     for (i, inst) in tape.insts().iter().enumerate().rev() {

@@ -2,7 +2,7 @@
 //! checked against, and the "interpreted" column of the benchmarks.
 
 use crate::error::{check_len, Error, Result};
-use crate::ir::{semantics, Op, Tape};
+use crate::ir::{semantics, Access, Buffer, Loop, Op, Output, Tape, WriteMode};
 
 /// Evaluates `tape` on `inputs` and `params`, writing its outputs to `out`.
 ///
@@ -33,26 +33,103 @@ pub(crate) fn eval_verified(
     check_len("params", params.len(), tape.n_params())?;
     check_len("outputs", out.len(), tape.n_outputs())?;
     // Every slot is written before it is read (SSA order), so stale values
-    // from an earlier tape need no clearing.
-    if values.len() < tape.len() {
-        values.resize(tape.len(), 0.0);
+    // from an earlier tape need no clearing; arrays start at -0.0.
+    let frame = frame_len(tape);
+    let mut array_base = Vec::new();
+    let mut total = frame;
+    if !tape.arrays().is_empty() {
+        array_base = tape
+            .arrays()
+            .iter()
+            .map(|&len| {
+                total += len as usize;
+                total - len as usize - frame
+            })
+            .collect();
     }
-    run(tape, inputs, params, &mut values[..tape.len()])?;
-    for (o, &v) in out.iter_mut().zip(tape.outputs()) {
-        *o = values[v as usize];
+    if values.len() < total {
+        values.resize(total, 0.0);
+    }
+    let (frame, arrays) = values[..total].split_at_mut(frame);
+    arrays.fill(-0.0);
+    let mut env = Env {
+        inputs,
+        params,
+        arrays,
+        array_base: &array_base,
+        index: Vec::new(),
+    };
+    run(tape, inputs, &mut env, frame)?;
+    let mut k = 0;
+    for o in tape.outputs() {
+        match *o {
+            Output::Value(v) => {
+                out[k] = frame[v as usize];
+                k += 1;
+            }
+            Output::Slice { array, start, len } => {
+                let at = array_base[array as usize] + start as usize;
+                out[k..k + len as usize].copy_from_slice(&env.arrays[at..at + len as usize]);
+                k += len as usize;
+            }
+        }
     }
     Ok(())
 }
 
+/// Workspace slots one evaluation of `tape` needs besides its arrays: one
+/// per instruction, and per loop its body's input slots and frame.
+fn frame_len(tape: &Tape) -> usize {
+    tape.len()
+        + tape
+            .loops()
+            .iter()
+            .map(|l| l.body.n_inputs() + frame_len(&l.body))
+            .sum::<usize>()
+}
+
+/// What every level of a loop nest shares: the root's buffers and the
+/// iteration numbers of the enclosing loops.
+struct Env<'a> {
+    inputs: &'a [f64],
+    params: &'a [f64],
+    arrays: &'a mut [f64],
+    array_base: &'a [usize],
+    index: Vec<u32>,
+}
+
+impl Env<'_> {
+    fn slot(&self, a: &Access) -> usize {
+        let k = a.element(&self.index) as usize;
+        match a.buffer {
+            Buffer::Array(id) => self.array_base[id as usize] + k,
+            _ => k,
+        }
+    }
+
+    fn read(&self, a: &Access) -> f64 {
+        let k = self.slot(a);
+        match a.buffer {
+            Buffer::Input => self.inputs[k],
+            Buffer::Param => self.params[k],
+            Buffer::Array(_) => self.arrays[k],
+        }
+    }
+}
+
 /// The dispatch loop. Hot arithmetic is spelled out here; everything else
 /// goes through [`semantics`], the definition shared with the tracer.
-fn run(tape: &Tape, inputs: &[f64], params: &[f64], v: &mut [f64]) -> Result<()> {
+/// `inputs` are the tape's own inputs (a loop body's slots); `frame` holds
+/// its values followed by the frames of its loops.
+fn run(tape: &Tape, inputs: &[f64], env: &mut Env<'_>, frame: &mut [f64]) -> Result<()> {
+    let (v, loop_frames) = frame.split_at_mut(tape.len());
+    let mut next_frame = 0usize;
     for (i, inst) in tape.insts().iter().enumerate() {
         let [a, b, c] = inst.args;
         let (a, b, c) = (a as usize, b as usize, c as usize);
         let r = match inst.op {
             Op::Input => inputs[a],
-            Op::Param => params[a],
+            Op::Param => env.params[a],
             Op::Const => inst.const_value(),
             Op::Add => v[a] + v[b],
             Op::Sub => v[a] - v[b],
@@ -74,6 +151,24 @@ fn run(tape: &Tape, inputs: &[f64], params: &[f64], v: &mut [f64]) -> Result<()>
                 }
                 0.0
             }
+            Op::Elem => env.arrays[env.array_base[a] + b],
+            Op::Store => {
+                env.arrays[env.array_base[a] + b] = v[c];
+                0.0
+            }
+            Op::Loop => {
+                let lp = tape.loop_of(inst);
+                let size = lp.body.n_inputs() + frame_len(&lp.body);
+                let start = next_frame;
+                next_frame += size;
+                run_loop(lp, v, env, &mut loop_frames[start..start + size])?;
+                // The loop's own slot remembers where its frame starts, for `loopout`.
+                f64::from_bits(start as u64)
+            }
+            Op::LoopOut => {
+                let start = v[a].to_bits() as usize;
+                loop_frames[start + b]
+            }
             op => match op.arity() {
                 1 => semantics::unary(op, v[a]),
                 2 => semantics::binary(op, v[a], v[b]),
@@ -83,6 +178,48 @@ fn run(tape: &Tape, inputs: &[f64], params: &[f64], v: &mut [f64]) -> Result<()>
         v[i] = r;
     }
     Ok(())
+}
+
+/// Runs `lp` whose enclosing tape's values are `outer`. `frame` holds the
+/// body's input slots (carried values first, so they hold the final carried
+/// values afterwards) followed by the body's own frame.
+fn run_loop(lp: &Loop, outer: &[f64], env: &mut Env<'_>, frame: &mut [f64]) -> Result<()> {
+    let (slots, body_frame) = frame.split_at_mut(lp.body.n_inputs());
+    let carried = lp.n_carried();
+    let first_read = carried + lp.invariants.len();
+    for (slot, &v) in slots.iter_mut().zip(lp.init.iter().chain(&lp.invariants)) {
+        *slot = outer[v as usize];
+    }
+    let outputs = lp.body.outputs();
+    env.index.push(0);
+    for k in 0..lp.trips {
+        *env.index.last_mut().expect("pushed above") = k;
+        for (slot, r) in slots[first_read..].iter_mut().zip(&lp.reads) {
+            *slot = env.read(r);
+        }
+        run(&lp.body, slots, env, body_frame)?;
+        for (slot, o) in slots[..carried].iter_mut().zip(outputs) {
+            *slot = body_frame[body_value(o)];
+        }
+        for (w, o) in lp.writes.iter().zip(&outputs[carried..]) {
+            let x = body_frame[body_value(o)];
+            let at = env.slot(&w.access);
+            match w.mode {
+                WriteMode::Store => env.arrays[at] = x,
+                WriteMode::Add => env.arrays[at] += x,
+            }
+        }
+    }
+    env.index.pop();
+    Ok(())
+}
+
+/// A body's output (always a value: the verifier checks it).
+fn body_value(o: &Output) -> usize {
+    match *o {
+        Output::Value(v) => v as usize,
+        Output::Slice { .. } => unreachable!("verified: loop bodies output values only"),
+    }
 }
 
 /// The error for guard instruction `instr`, naming it and its condition.
@@ -138,5 +275,94 @@ outputs %4
         );
         assert!(eval(&tape, &[1.0], &[], &mut ws, &mut out).is_err());
         assert!(eval(&tape, &[1.0], &[3.0], &mut ws, &mut []).is_err());
+    }
+}
+
+#[cfg(test)]
+mod loop_tests {
+    use super::*;
+    use crate::ir::{Inst, Write};
+
+    /// `s = Σ x[i] * x[i+1]`, and `y[i] = s_i` (the running sums) as an array output.
+    fn dot_shifted(n: u32) -> Tape {
+        let mut body = Tape::new(3, 0);
+        let (s, a, b) = (
+            body.push(Inst::input(0)),
+            body.push(Inst::input(1)),
+            body.push(Inst::input(2)),
+        );
+        let p = body.push(Inst::binary(Op::Mul, a, b));
+        let next = body.push(Inst::binary(Op::Add, s, p));
+        body.push_output(next);
+        body.push_output(next);
+        let mut t = Tape::new(n as usize + 1, 0);
+        let y = t.add_array(n);
+        let zero = t.push(Inst::constant(-0.0));
+        let lp = t.push_loop(Loop {
+            trips: n,
+            body,
+            init: vec![zero],
+            invariants: vec![],
+            reads: vec![
+                Access {
+                    buffer: Buffer::Input,
+                    offset: 0,
+                    strides: vec![1],
+                },
+                Access {
+                    buffer: Buffer::Input,
+                    offset: 1,
+                    strides: vec![1],
+                },
+            ],
+            writes: vec![Write {
+                access: Access {
+                    buffer: Buffer::Array(y),
+                    offset: 0,
+                    strides: vec![1],
+                },
+                mode: WriteMode::Store,
+            }],
+        });
+        let total = t.push(Inst::loop_out(lp, 0));
+        t.push_output(total);
+        t.push_output_entry(Output::Slice {
+            array: y,
+            start: 0,
+            len: n,
+        });
+        t
+    }
+
+    #[test]
+    fn loops_run_their_body_with_carried_values_reads_and_writes() {
+        let n = 5;
+        let t = dot_shifted(n);
+        t.verify().unwrap();
+        let x: Vec<f64> = (0..=n).map(|i| 1.0 + i as f64 * 0.5).collect();
+        let mut out = vec![0.0; 1 + n as usize];
+        eval(&t, &x, &[], &mut Vec::new(), &mut out).unwrap();
+        let mut s = -0.0;
+        for i in 0..n as usize {
+            s += x[i] * x[i + 1];
+            assert_eq!(out[1 + i], s);
+        }
+        assert_eq!(out[0], s);
+    }
+
+    #[test]
+    fn the_verifier_rejects_accesses_outside_their_buffer() {
+        let mut t = dot_shifted(5);
+        assert!(t.verify().is_ok());
+        t = Tape::from_structured(
+            t.insts().to_vec(),
+            t.outputs().to_vec(),
+            5, // one input short: x[i + 1] reads past the end
+            0,
+            t.loops().to_vec(),
+            t.arrays().to_vec(),
+        );
+        let err = t.verify().unwrap_err().to_string();
+        assert!(err.contains("leaves the buffer"), "{err}");
     }
 }

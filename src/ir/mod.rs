@@ -7,17 +7,20 @@
 //! keeps its 64 bits in two slots), so a tape costs 16 bytes per scalar op,
 //! constants included.
 //!
-//! Structured loops (a later stage) are meant to enter as one more op whose
-//! slots index a side table of body tapes; nothing here assumes straight-line
-//! code beyond the instruction list itself.
+//! Structured loops enter as one more op ([`Op::Loop`]) whose slot indexes
+//! the tape's loop table; each [`Loop`] holds its body as a tape of its own
+//! (see [`loops`] for carried values, invariants, strided reads and writes,
+//! and the arrays they address).
 
+pub mod loops;
 mod op;
 pub mod random;
 pub mod semantics;
 mod text;
 mod verify;
 
-pub use op::{Op, Shape, ALL_OPS};
+pub use loops::{Access, ArrayId, Buffer, Loop, Output, Write, WriteMode};
+pub use op::{Op, Shape, ALL_OPS, STRUCTURE_OPS};
 
 /// Index of the instruction that produced a value.
 pub type Value = u32;
@@ -89,6 +92,34 @@ impl Inst {
             args: [a, n as u32, 0],
         }
     }
+    /// Runs loop `index` of the tape's loop table.
+    pub fn run_loop(index: u32) -> Inst {
+        Inst {
+            op: Op::Loop,
+            args: [index, 0, 0],
+        }
+    }
+    /// The final value of carried value `k` of loop instruction `lp`.
+    pub fn loop_out(lp: Value, k: u32) -> Inst {
+        Inst {
+            op: Op::LoopOut,
+            args: [lp, k, 0],
+        }
+    }
+    /// Element `index` of array `array`.
+    pub fn elem(array: ArrayId, index: u32) -> Inst {
+        Inst {
+            op: Op::Elem,
+            args: [array, index, 0],
+        }
+    }
+    /// `array[index] = v`.
+    pub fn store(array: ArrayId, index: u32, v: Value) -> Inst {
+        Inst {
+            op: Op::Store,
+            args: [array, index, v],
+        }
+    }
     /// A guard that condition `cond` is true (`expect`) or false.
     pub fn guard(cond: Value, expect: bool) -> Inst {
         Inst {
@@ -97,9 +128,14 @@ impl Inst {
         }
     }
 
-    /// The value operands (empty for leaves and constants).
+    /// The value operands held in the argument slots (empty for leaves and
+    /// constants; a loop's operands are in its [`Loop`] entry, see
+    /// [`Tape::uses`]).
     pub fn operands(&self) -> &[Value] {
-        &self.args[..self.op.arity()]
+        match self.op.shape() {
+            Shape::ArrayStore => &self.args[2..3],
+            _ => &self.args[..self.op.arity()],
+        }
     }
 
     /// The constant of a [`Op::Const`].
@@ -127,9 +163,11 @@ impl Inst {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tape {
     insts: Vec<Inst>,
-    outputs: Vec<Value>,
+    outputs: Vec<Output>,
     n_inputs: usize,
     n_params: usize,
+    loops: Vec<Loop>,
+    arrays: Vec<u32>,
 }
 
 impl Tape {
@@ -140,6 +178,8 @@ impl Tape {
             outputs: Vec::new(),
             n_inputs,
             n_params,
+            loops: Vec::new(),
+            arrays: Vec::new(),
         }
     }
 
@@ -152,7 +192,85 @@ impl Tape {
 
     /// Marks `v` as the next output.
     pub fn push_output(&mut self, v: Value) {
-        self.outputs.push(v);
+        self.outputs.push(Output::Value(v));
+    }
+
+    /// Appends an output entry (a value or an array slice).
+    pub fn push_output_entry(&mut self, o: Output) {
+        self.outputs.push(o);
+    }
+
+    /// Adds `lp` to the loop table and appends the instruction running it.
+    pub fn push_loop(&mut self, lp: Loop) -> Value {
+        self.loops.push(lp);
+        self.push(Inst::run_loop(self.loops.len() as u32 - 1))
+    }
+
+    /// Adds an array of `len` elements (root tapes only) and returns its number.
+    pub fn add_array(&mut self, len: u32) -> ArrayId {
+        self.arrays.push(len);
+        self.arrays.len() as ArrayId - 1
+    }
+
+    /// The loop table.
+    pub fn loops(&self) -> &[Loop] {
+        &self.loops
+    }
+
+    /// The loop an [`Op::Loop`] instruction runs.
+    pub fn loop_of(&self, inst: &Inst) -> &Loop {
+        debug_assert_eq!(inst.op, Op::Loop);
+        &self.loops[inst.args[0] as usize]
+    }
+
+    /// The lengths of the arrays.
+    pub fn arrays(&self) -> &[u32] {
+        &self.arrays
+    }
+
+    /// The values instruction `i` reads: its operands, and for a loop its
+    /// initial carried values and invariants.
+    pub fn uses(&self, i: usize) -> impl Iterator<Item = Value> + '_ {
+        let inst = &self.insts[i];
+        let (init, inv): (&[Value], &[Value]) = if inst.op == Op::Loop {
+            let lp = self.loop_of(inst);
+            (&lp.init, &lp.invariants)
+        } else {
+            (&[], &[])
+        };
+        inst.operands().iter().chain(init).chain(inv).copied()
+    }
+
+    /// Whether the tape (or a nested body) contains a loop or an array access.
+    pub fn has_structure(&self) -> bool {
+        !self.loops.is_empty()
+            || !self.arrays.is_empty()
+            || self
+                .insts
+                .iter()
+                .any(|i| matches!(i.op, Op::Elem | Op::Store))
+    }
+
+    /// Instructions executed by one evaluation, loop bodies counted once per
+    /// iteration.
+    pub fn work(&self) -> u64 {
+        self.insts.len() as u64 + self.loops.iter().map(Loop::work).sum::<u64>()
+    }
+
+    /// Instructions in the tape and in every loop body, each counted once:
+    /// what tracing, optimizing and compiling cost grows with.
+    pub fn static_len(&self) -> usize {
+        self.insts.len()
+            + self
+                .loops
+                .iter()
+                .map(|l| l.body.static_len())
+                .sum::<usize>()
+    }
+
+    /// Number of loops, nested ones included.
+    pub fn n_loops(&self) -> usize {
+        self.loops.len() + self.loops.iter().map(|l| l.body.n_loops()).sum::<usize>()
     }
 
     /// The instructions, in evaluation order.
@@ -160,9 +278,15 @@ impl Tape {
         &self.insts
     }
 
-    /// The output values, in order.
-    pub fn outputs(&self) -> &[Value] {
+    /// The output entries, in order.
+    pub fn outputs(&self) -> &[Output] {
         &self.outputs
+    }
+
+    /// The output values when every output is a scalar value (`None` if one is
+    /// an array slice).
+    pub fn output_values(&self) -> Option<Vec<Value>> {
+        self.outputs.iter().map(Output::value).collect()
     }
 
     /// Number of active inputs.
@@ -175,9 +299,9 @@ impl Tape {
         self.n_params
     }
 
-    /// Number of outputs.
+    /// Number of output numbers (an array slice counts its elements).
     pub fn n_outputs(&self) -> usize {
-        self.outputs.len()
+        self.outputs.iter().map(Output::len).sum()
     }
 
     /// Number of instructions.
@@ -195,25 +319,56 @@ impl Tape {
         self.insts.iter().filter(|i| i.op == Op::Guard).count()
     }
 
-    /// Bytes the tape holds (instructions and outputs), for memory reports.
+    /// Bytes the tape holds (instructions, outputs, loop bodies), for memory reports.
     pub fn heap_bytes(&self) -> usize {
         self.insts.capacity() * std::mem::size_of::<Inst>()
-            + self.outputs.capacity() * std::mem::size_of::<Value>()
+            + self.outputs.capacity() * std::mem::size_of::<Output>()
+            + self
+                .loops
+                .iter()
+                .map(|l| l.body.heap_bytes() + std::mem::size_of::<Loop>())
+                .sum::<usize>()
     }
 
-    /// Assembles a tape from its parts (unverified).
+    /// Assembles a straight-line tape from its parts (unverified).
     pub(crate) fn from_parts(
         insts: Vec<Inst>,
         outputs: Vec<Value>,
         n_inputs: usize,
         n_params: usize,
     ) -> Tape {
+        Tape::from_structured(
+            insts,
+            outputs.into_iter().map(Output::Value).collect(),
+            n_inputs,
+            n_params,
+            Vec::new(),
+            Vec::new(),
+        )
+    }
+
+    /// Assembles a tape with loops and arrays from its parts (unverified).
+    pub fn from_structured(
+        insts: Vec<Inst>,
+        outputs: Vec<Output>,
+        n_inputs: usize,
+        n_params: usize,
+        loops: Vec<Loop>,
+        arrays: Vec<u32>,
+    ) -> Tape {
         Tape {
             insts,
             outputs,
             n_inputs,
             n_params,
+            loops,
+            arrays,
         }
+    }
+
+    /// Takes the tape apart: instructions, outputs, loops and arrays.
+    pub(crate) fn into_parts(self) -> (Vec<Inst>, Vec<Output>, Vec<Loop>, Vec<u32>) {
+        (self.insts, self.outputs, self.loops, self.arrays)
     }
 
     /// Describes the condition guard instruction `instr` checks, in words, for error messages.

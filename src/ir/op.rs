@@ -116,6 +116,16 @@ pub enum Op {
     Select,
     /// Check that condition `args[0]` is `args[1] != 0`; failing stops the evaluation.
     Guard,
+    /// Runs loop number `args[0]` of the tape's loop table (see [`crate::ir::Loop`]).
+    /// Yields no usable value; its results are read through [`Op::LoopOut`]
+    /// and the arrays it writes.
+    Loop,
+    /// The final value of carried value `args[1]` of the loop instruction `args[0]`.
+    LoopOut,
+    /// Element `args[1]` of array `args[0]`.
+    Elem,
+    /// Stores value `args[2]` into element `args[1]` of array `args[0]`. Yields no usable value.
+    Store,
 }
 
 /// How the three argument slots of an instruction are used.
@@ -127,11 +137,22 @@ pub enum Shape {
     Const,
     /// `args[..n]` are value operands.
     Values(usize),
-    /// `args[0]` is a value, `args[1]` an integer immediate (powi exponent, guard expectation).
+    /// `args[0]` is a value, `args[1]` an integer immediate (powi exponent,
+    /// guard expectation, loop result number).
     ValueImm,
+    /// `args[0]` indexes the tape's loop table.
+    Loop,
+    /// `args[0]` is an array, `args[1]` an element index.
+    ArrayElem,
+    /// `args[0]` is an array, `args[1]` an element index, `args[2]` a value.
+    ArrayStore,
 }
 
-/// All ops, in declaration order (used by tests and the text parser).
+/// The structural ops: loops and array access, whose meaning involves the
+/// tape's loop table and arrays rather than scalar arithmetic alone.
+pub const STRUCTURE_OPS: [Op; 4] = [Op::Loop, Op::LoopOut, Op::Elem, Op::Store];
+
+/// All scalar ops, in declaration order (used by tests, random tapes and the text parser).
 pub const ALL_OPS: [Op; 54] = {
     use Op::*;
     [
@@ -149,7 +170,10 @@ impl Op {
         match self {
             Input | Param => Shape::Leaf,
             Const => Shape::Const,
-            PowI | Guard => Shape::ValueImm,
+            PowI | Guard | LoopOut => Shape::ValueImm,
+            Loop => Shape::Loop,
+            Elem => Shape::ArrayElem,
+            Store => Shape::ArrayStore,
             Add | Sub | Mul | Div | Rem | PowF | Atan2 | Hypot | Min | Max | Copysign | Lt | Le
             | Eq | Ne | Same => Shape::Values(2),
             MulAdd | Select => Shape::Values(3),
@@ -160,10 +184,22 @@ impl Op {
     /// Number of value operands.
     pub fn arity(self) -> usize {
         match self.shape() {
-            Shape::Leaf | Shape::Const => 0,
+            Shape::Leaf | Shape::Const | Shape::Loop | Shape::ArrayElem => 0,
             Shape::Values(n) => n,
             Shape::ValueImm => 1,
+            Shape::ArrayStore => 1,
         }
+    }
+
+    /// Whether the instruction yields no usable value (guards, loops, stores).
+    pub fn has_no_value(self) -> bool {
+        matches!(self, Op::Guard | Op::Loop | Op::Store)
+    }
+
+    /// Whether the instruction has an effect beyond its value (so it is
+    /// never removed or merged): guards, loops and array stores.
+    pub fn has_effect(self) -> bool {
+        self.has_no_value()
     }
 
     /// Whether the result is a condition (`0` or `1`) rather than a real number.
@@ -229,12 +265,20 @@ impl Op {
             MulAdd => "mul_add",
             Select => "select",
             Guard => "guard",
+            Loop => "loop",
+            LoopOut => "loopout",
+            Elem => "elem",
+            Store => "store",
         }
     }
 
     /// The op with this text name.
     pub fn from_name(name: &str) -> Option<Op> {
-        ALL_OPS.iter().copied().find(|op| op.name() == name)
+        ALL_OPS
+            .iter()
+            .chain(&STRUCTURE_OPS)
+            .copied()
+            .find(|op| op.name() == name)
     }
 }
 

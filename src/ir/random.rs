@@ -243,7 +243,9 @@ fn generate<C: Choices + ?Sized>(c: &mut C, config: &RandomTapeConfig, knobs: Kn
             Shape::Values(1) => Inst::unary(op, pick(c)),
             Shape::Values(2) => Inst::binary(op, pick(c), pick(c)),
             Shape::Values(_) => Inst::ternary(op, pick(c), pick(c), pick(c)),
-            Shape::Leaf => unreachable!("leaves are not drawn"),
+            Shape::Leaf | Shape::Loop | Shape::ArrayElem | Shape::ArrayStore => {
+                unreachable!("leaves and structural ops are not drawn")
+            }
         };
         let v = tape.push(inst);
         values.push(v);

@@ -16,7 +16,7 @@
 //! `-NaN` (its sign is kept, its payload is not: see [`Inst::constant`]).
 //! `;` starts a comment.
 
-use super::{Inst, Op, Shape, Tape, Value};
+use super::{Inst, Op, Output, Shape, Tape, Value};
 use crate::error::{Error, Result};
 use std::fmt::{self, Write as _};
 use std::str::FromStr;
@@ -36,6 +36,9 @@ pub(super) fn inst_expr(inst: &Inst) -> String {
             write!(s, " %{} {}", inst.args[0], inst.guard_expect())
         }
         Shape::ValueImm => write!(s, " %{} {}", inst.args[0], inst.powi_exponent()),
+        Shape::Loop => write!(s, " {}", inst.args[0]),
+        Shape::ArrayElem => write!(s, " a{}[{}]", inst.args[0], inst.args[1]),
+        Shape::ArrayStore => write!(s, " a{}[{}] %{}", inst.args[0], inst.args[1], inst.args[2]),
     }
     .expect("writing to a String cannot fail");
     s
@@ -53,8 +56,13 @@ impl fmt::Display for Tape {
             writeln!(f, "%{i} = {}", inst_expr(inst))?;
         }
         write!(f, "outputs")?;
-        for v in self.outputs() {
-            write!(f, " %{v}")?;
+        for o in self.outputs() {
+            match *o {
+                Output::Value(v) => write!(f, " %{v}")?,
+                Output::Slice { array, start, len } => {
+                    write!(f, " a{array}[{start}..{}]", start as u64 + len as u64)?
+                }
+            }
         }
         writeln!(f)
     }
@@ -230,6 +238,12 @@ impl FromStr for Tape {
                     5,
                 ),
                 Shape::ValueImm => (Inst::powi(line.value(3)?, line.number(4, "an i32")?), 5),
+                Shape::Loop | Shape::ArrayElem | Shape::ArrayStore => {
+                    return Err(line.error(
+                        name.column,
+                        "loops and arrays are not supported by the text parser yet",
+                    ))
+                }
             };
             line.no_more(used)?;
             insts.push(inst);

@@ -1,16 +1,45 @@
 //! The verifier: the invariants every backend and transform relies on.
 
-use super::{Op, Shape, Tape};
+use super::{Access, Buffer, Loop, Op, Output, Shape, Tape};
 use crate::error::{Error, Result};
+
+/// What a body's accesses are checked against: the root tape's buffers and
+/// the trip counts of the enclosing loops.
+struct Scope<'a> {
+    n_inputs: usize,
+    n_params: usize,
+    arrays: &'a [u32],
+    trips: Vec<u32>,
+}
 
 impl Tape {
     /// Checks the tape's invariants:
-    /// - every operand names an earlier instruction (SSA order) that is not a guard;
+    /// - every operand names an earlier instruction (SSA order) that has a
+    ///   value (not a guard, loop or store);
     /// - input and parameter indices are below the tape's counts;
     /// - guard expectations are `0` or `1`, unused argument slots are zero;
-    /// - every output names an existing, non-guard instruction.
+    /// - loops: each table entry is run by exactly one `loop` instruction, in
+    ///   table order; trip counts are positive; a body's inputs and outputs
+    ///   match its carried values, invariants, reads and writes; every
+    ///   strided access stays inside its buffer for every iteration; bodies
+    ///   are verified recursively;
+    /// - `loopout` names a loop and one of its carried values; `elem` and
+    ///   `store` name an existing array element;
+    /// - every output names an existing instruction with a value, or a slice
+    ///   inside an array.
     pub fn verify(&self) -> Result<()> {
+        let scope = Scope {
+            n_inputs: self.n_inputs(),
+            n_params: self.n_params(),
+            arrays: self.arrays(),
+            trips: Vec::new(),
+        };
+        self.verify_in(&scope)
+    }
+
+    fn verify_in(&self, scope: &Scope<'_>) -> Result<()> {
         let insts = self.insts();
+        let mut next_loop = 0usize;
         for (i, inst) in insts.iter().enumerate() {
             let bad = |message: String| Error::InvalidTape {
                 instr: i as u32,
@@ -22,8 +51,12 @@ impl Tape {
                         "operand %{v} is not defined before its use (operands must name earlier instructions)"
                     )));
                 }
-                if insts[v as usize].op == Op::Guard {
-                    return Err(bad(format!("operand %{v} is a guard, which has no value")));
+                let op = insts[v as usize].op;
+                if op.has_no_value() {
+                    return Err(bad(format!(
+                        "operand %{v} is a {}, which has no value",
+                        op.name()
+                    )));
                 }
                 Ok(())
             };
@@ -35,6 +68,18 @@ impl Tape {
                     )));
                 }
                 Ok(())
+            };
+            let check_element = |array: u32, index: u32| -> Result<()> {
+                match scope.arrays.get(array as usize) {
+                    None => Err(bad(format!(
+                        "array {array} does not exist: the tape has {} arrays",
+                        scope.arrays.len()
+                    ))),
+                    Some(&len) if index >= len => Err(bad(format!(
+                        "element {index} is outside array {array} of length {len}"
+                    ))),
+                    _ => Ok(()),
+                }
             };
             match inst.op.shape() {
                 Shape::Leaf => {
@@ -57,6 +102,22 @@ impl Tape {
                     }
                     unused_zero(n)?;
                 }
+                Shape::ValueImm if inst.op == Op::LoopOut => {
+                    let lp = inst.args[0];
+                    if lp as usize >= i || insts[lp as usize].op != Op::Loop {
+                        return Err(bad(format!(
+                            "loopout must name an earlier loop instruction, %{lp} is not one"
+                        )));
+                    }
+                    let carried = self.loop_of(&insts[lp as usize]).n_carried();
+                    if inst.args[1] as usize >= carried {
+                        return Err(bad(format!(
+                            "loop %{lp} has {carried} carried values, there is no number {}",
+                            inst.args[1]
+                        )));
+                    }
+                    unused_zero(2)?;
+                }
                 Shape::ValueImm => {
                     check_operand(inst.args[0])?;
                     if inst.op == Op::Guard && inst.args[1] > 1 {
@@ -64,30 +125,171 @@ impl Tape {
                     }
                     unused_zero(2)?;
                 }
+                Shape::ArrayElem => {
+                    check_element(inst.args[0], inst.args[1])?;
+                    unused_zero(2)?;
+                }
+                Shape::ArrayStore => {
+                    check_element(inst.args[0], inst.args[1])?;
+                    check_operand(inst.args[2])?;
+                }
+                Shape::Loop => {
+                    if inst.args[0] as usize != next_loop || next_loop >= self.loops().len() {
+                        return Err(bad(format!(
+                            "loop instructions must run the loop table's entries in order: expected loop {next_loop} of {}",
+                            self.loops().len()
+                        )));
+                    }
+                    next_loop += 1;
+                    unused_zero(1)?;
+                    let lp = self.loop_of(inst);
+                    for &v in lp.init.iter().chain(&lp.invariants) {
+                        check_operand(v)?;
+                    }
+                    verify_loop(lp, scope).map_err(|e| match e {
+                        Error::InvalidTape { instr, message } => bad(format!(
+                            "in the body of loop {} (its instruction %{instr}): {message}",
+                            inst.args[0]
+                        )),
+                        other => other,
+                    })?;
+                }
             }
         }
-        for (k, &v) in self.outputs().iter().enumerate() {
+        if next_loop != self.loops().len() {
+            return Err(Error::InvalidTape {
+                instr: insts.len() as u32,
+                message: format!(
+                    "the loop table has {} entries but only {next_loop} loop instructions",
+                    self.loops().len()
+                ),
+            });
+        }
+        for (k, out) in self.outputs().iter().enumerate() {
             let bad = |message: String| Error::InvalidTape {
                 instr: insts.len() as u32,
                 message,
             };
-            match insts.get(v as usize) {
-                None => {
-                    return Err(bad(format!(
-                        "output {k} names %{v}, but the tape has {} instructions",
-                        insts.len()
-                    )))
+            match *out {
+                Output::Value(v) => match insts.get(v as usize) {
+                    None => {
+                        return Err(bad(format!(
+                            "output {k} names %{v}, but the tape has {} instructions",
+                            insts.len()
+                        )))
+                    }
+                    Some(inst) if inst.op.has_no_value() => {
+                        return Err(bad(format!(
+                            "output {k} names {} %{v}, which has no value",
+                            inst.op.name()
+                        )))
+                    }
+                    _ => {}
+                },
+                Output::Slice { array, start, len } => {
+                    let size = scope.arrays.get(array as usize).copied();
+                    if size.is_none_or(|size| start as u64 + len as u64 > size as u64) {
+                        return Err(bad(format!(
+                            "output {k} is the slice {start}..{} of array {array}, which is outside it",
+                            start as u64 + len as u64
+                        )));
+                    }
                 }
-                Some(inst) if inst.op == Op::Guard => {
-                    return Err(bad(format!(
-                        "output {k} names guard %{v}, which has no value"
-                    )))
-                }
-                _ => {}
             }
         }
         Ok(())
     }
+}
+
+/// Checks one loop entry against its scope, then its body one level deeper.
+fn verify_loop(lp: &Loop, scope: &Scope<'_>) -> Result<()> {
+    let body = &lp.body;
+    let bad = |message: String| Error::InvalidTape {
+        instr: body.len() as u32,
+        message,
+    };
+    if lp.trips == 0 {
+        return Err(bad("a loop must run at least one iteration".into()));
+    }
+    let expected_inputs = lp.init.len() + lp.invariants.len() + lp.reads.len();
+    if body.n_inputs() != expected_inputs {
+        return Err(bad(format!(
+            "the body has {} inputs, expected {expected_inputs} (carried + invariants + reads)",
+            body.n_inputs()
+        )));
+    }
+    if body.n_params() != scope.n_params {
+        return Err(bad(format!(
+            "the body reads {} params, the root tape has {}",
+            body.n_params(),
+            scope.n_params
+        )));
+    }
+    if !body.arrays().is_empty() {
+        return Err(bad(
+            "a loop body cannot own arrays (they belong to the root tape)".into(),
+        ));
+    }
+    let expected_outputs = lp.init.len() + lp.writes.len();
+    if body.outputs().len() != expected_outputs || body.output_values().is_none() {
+        return Err(bad(format!(
+            "the body must output {expected_outputs} values (next carried + writes), it has {} entries",
+            body.outputs().len()
+        )));
+    }
+    let mut trips = scope.trips.clone();
+    trips.push(lp.trips);
+    let check_access = |a: &Access, what: &str| -> Result<()> {
+        if a.strides.len() != trips.len() {
+            return Err(bad(format!(
+                "a {what} at loop depth {} needs {} strides, it has {}",
+                trips.len(),
+                trips.len(),
+                a.strides.len()
+            )));
+        }
+        let len = match a.buffer {
+            Buffer::Input => scope.n_inputs as i64,
+            Buffer::Param => scope.n_params as i64,
+            Buffer::Array(k) => match scope.arrays.get(k as usize) {
+                Some(&len) => len as i64,
+                None => {
+                    return Err(bad(format!(
+                        "a {what} names array {k}, which does not exist"
+                    )))
+                }
+            },
+        };
+        let overflow = a
+            .strides
+            .iter()
+            .zip(&trips)
+            .any(|(&s, &n)| s.checked_mul(n as i64).is_none_or(|x| x.abs() > 1 << 40));
+        let (lo, hi) = a.range(&trips);
+        if overflow || a.offset.abs() > 1 << 40 || lo < 0 || hi >= len {
+            return Err(bad(format!(
+                "a {what} of {:?} at {} with strides {:?} leaves the buffer of length {len}",
+                a.buffer, a.offset, a.strides
+            )));
+        }
+        Ok(())
+    };
+    for r in &lp.reads {
+        check_access(r, "read")?;
+    }
+    for w in &lp.writes {
+        if !matches!(w.access.buffer, Buffer::Array(_)) {
+            return Err(bad("loops write only to arrays".into()));
+        }
+        check_access(&w.access, "write")?;
+    }
+    // Strided reads address the root's inputs; the body's own `input` ops are its slots.
+    body.verify_in(&Scope {
+        n_inputs: scope.n_inputs,
+        n_params: scope.n_params,
+        arrays: scope.arrays,
+        trips,
+    })
 }
 
 #[cfg(test)]

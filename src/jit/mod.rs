@@ -227,7 +227,10 @@ fn define_chunks(
     let layout = Layout::plan(tape, options.chunk_len);
     let math = MathDecls::declare(module).map_err(|e| jit_error("declaring math", e))?;
     let mut outputs_by_chunk: Vec<Vec<(u32, u32)>> = vec![Vec::new(); layout.chunks.len().max(1)];
-    for (k, &v) in tape.outputs().iter().enumerate() {
+    let values = tape
+        .output_values()
+        .ok_or_else(|| Error::Unsupported("the JIT does not compile loops or arrays yet".into()))?;
+    for (k, &v) in values.iter().enumerate() {
         outputs_by_chunk[v as usize / options.chunk_len.max(1)].push((v, k as u32));
     }
     let sig = chunk_signature(module);

@@ -18,7 +18,8 @@ fn commutative(op: Op) -> bool {
 pub fn cse(tape: &Tape) -> Tape {
     let mut seen: HashMap<Inst, Value> = HashMap::with_capacity(tape.len());
     rewrite(tape, |insts, mut inst| {
-        if inst.op == Op::Guard {
+        // Effects stay; an array element may change between two reads.
+        if inst.op.has_effect() || inst.op == Op::Elem {
             return Action::Keep(inst);
         }
         if commutative(inst.op) && inst.args[0] > inst.args[1] {
@@ -58,7 +59,7 @@ outputs %4 %5 %6 %7 %8 %10 %11
         .parse()
         .unwrap();
         let c = cse(&t);
-        let out = c.outputs();
+        let out = c.output_values().unwrap();
         assert_ne!(
             c.insts()[out[0] as usize].args[0],
             c.insts()[out[0] as usize].args[1],

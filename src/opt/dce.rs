@@ -1,22 +1,47 @@
 //! Dead-code elimination.
 
 use super::rewrite::{rewrite, Action};
-use crate::ir::{Op, Tape};
+use crate::ir::{Buffer, Loop, Op, Output, Tape};
 
 /// Removes every instruction that no output and no guard needs. Guards are
-/// effects (they can stop evaluation) and always stay.
+/// effects (they can stop evaluation) and always stay. A loop stays when
+/// one of its results is used or it writes an array that is read later
+/// (by an `elem`, a live loop or an output slice); a store stays when its
+/// array is read later.
 pub fn dce(tape: &Tape) -> Tape {
     let insts = tape.insts();
     let mut live = vec![false; insts.len()];
-    for &v in tape.outputs() {
-        live[v as usize] = true;
+    let mut array_read = vec![false; tape.arrays().len()];
+    for o in tape.outputs() {
+        match *o {
+            Output::Value(v) => live[v as usize] = true,
+            Output::Slice { array, .. } => array_read[array as usize] = true,
+        }
     }
     for (i, inst) in insts.iter().enumerate().rev() {
-        if inst.op == Op::Guard {
-            live[i] = true;
+        match inst.op {
+            Op::Guard => live[i] = true,
+            // In a loop body the arrays are the root's: keep its stores.
+            Op::Store => live[i] |= *array_read.get(inst.args[0] as usize).unwrap_or(&true),
+            Op::Elem if live[i] => {
+                if let Some(r) = array_read.get_mut(inst.args[0] as usize) {
+                    *r = true;
+                }
+            }
+            Op::Loop => {
+                let lp = tape.loop_of(inst);
+                live[i] |= lp.writes.iter().any(|w| match w.access.buffer {
+                    Buffer::Array(a) => *array_read.get(a as usize).unwrap_or(&true),
+                    _ => false,
+                });
+                if live[i] {
+                    mark_reads(lp, &mut array_read);
+                }
+            }
+            _ => {}
         }
         if live[i] {
-            for &v in inst.operands() {
+            for v in tape.uses(i) {
                 live[v as usize] = true;
             }
         }
@@ -31,6 +56,27 @@ pub fn dce(tape: &Tape) -> Tape {
             Action::Drop
         }
     })
+}
+
+/// Marks the arrays `lp` (or a loop nested in it, or an `elem` in its body) reads.
+fn mark_reads(lp: &Loop, array_read: &mut [bool]) {
+    for r in &lp.reads {
+        if let Buffer::Array(a) = r.buffer {
+            if let Some(r) = array_read.get_mut(a as usize) {
+                *r = true;
+            }
+        }
+    }
+    for inst in lp.body.insts() {
+        if inst.op == Op::Elem {
+            if let Some(r) = array_read.get_mut(inst.args[0] as usize) {
+                *r = true;
+            }
+        }
+    }
+    for inner in lp.body.loops() {
+        mark_reads(inner, array_read);
+    }
 }
 
 #[cfg(test)]

@@ -89,7 +89,7 @@ pub fn run_pass(name: &str, tape: &Tape) -> Result<Tape> {
         .iter()
         .find(|(n, _)| *n == name)
         .ok_or_else(|| Error::Unsupported(format!("no optimizer pass named {name:?}")))?;
-    Ok(pass(tape))
+    Ok(rewrite::deep(*pass, tape))
 }
 
 /// Runs the default pipeline until a round changes nothing (at most 4
@@ -116,11 +116,11 @@ fn pipeline(tape: &Tape) -> (Tape, OptStats) {
         let round_start = current.clone();
         for (name, pass) in PIPELINE {
             let t0 = Instant::now();
-            let next = pass(&current);
+            let next = rewrite::deep(pass, &current);
             stats.passes.push(PassStats {
                 pass: name,
-                before: current.len(),
-                after: next.len(),
+                before: current.static_len(),
+                after: next.static_len(),
                 seconds: t0.elapsed().as_secs_f64(),
             });
             current = next;

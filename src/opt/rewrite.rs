@@ -2,7 +2,7 @@
 //! instruction, each kept (perhaps changed), replaced by an earlier value, or
 //! dropped.
 
-use crate::ir::{Inst, Op, Shape, Tape, Value};
+use crate::ir::{Inst, Op, Output, Shape, Tape, Value};
 
 /// What happens to one instruction.
 pub(super) enum Action {
@@ -15,19 +15,35 @@ pub(super) enum Action {
 }
 
 /// Rebuilds `tape`: `decide(new_insts, inst)` sees each instruction with its
-/// operands mapped into the new tape, and the new tape built so far.
+/// operands mapped into the new tape, and the new tape built so far. A kept
+/// loop instruction keeps its loop entry (initial values and invariants
+/// mapped, body unchanged: [`deep`] applies a pass to bodies).
 pub(super) fn rewrite(tape: &Tape, mut decide: impl FnMut(&[Inst], Inst) -> Action) -> Tape {
     let mut insts: Vec<Inst> = Vec::with_capacity(tape.len());
     let mut map: Vec<Value> = Vec::with_capacity(tape.len());
+    let mut loops = Vec::new();
     for inst in tape.insts() {
         let mut mapped = *inst;
-        if let Shape::Values(_) | Shape::ValueImm = inst.op.shape() {
-            for k in 0..inst.op.arity() {
-                mapped.args[k] = map[inst.args[k] as usize];
+        match inst.op.shape() {
+            Shape::Values(_) | Shape::ValueImm => {
+                for k in 0..inst.op.arity() {
+                    mapped.args[k] = map[inst.args[k] as usize];
+                }
             }
+            Shape::ArrayStore => mapped.args[2] = map[inst.args[2] as usize],
+            _ => {}
         }
         let v = match decide(&insts, mapped) {
             Action::Keep(new) => {
+                let mut new = new;
+                if new.op == Op::Loop {
+                    let mut lp = tape.loop_of(inst).clone();
+                    for v in lp.init.iter_mut().chain(&mut lp.invariants) {
+                        *v = map[*v as usize];
+                    }
+                    loops.push(lp);
+                    new.args[0] = loops.len() as u32 - 1;
+                }
                 insts.push(new);
                 insts.len() as Value - 1
             }
@@ -36,8 +52,42 @@ pub(super) fn rewrite(tape: &Tape, mut decide: impl FnMut(&[Inst], Inst) -> Acti
         };
         map.push(v);
     }
-    let outputs = tape.outputs().iter().map(|&v| map[v as usize]).collect();
-    Tape::from_parts(insts, outputs, tape.n_inputs(), tape.n_params())
+    let outputs = tape
+        .outputs()
+        .iter()
+        .map(|o| match *o {
+            Output::Value(v) => Output::Value(map[v as usize]),
+            slice => slice,
+        })
+        .collect();
+    Tape::from_structured(
+        insts,
+        outputs,
+        tape.n_inputs(),
+        tape.n_params(),
+        loops,
+        tape.arrays().to_vec(),
+    )
+}
+
+/// Applies `pass` to `tape` and then, recursively, to every loop body.
+pub(super) fn deep(pass: fn(&Tape) -> Tape, tape: &Tape) -> Tape {
+    let out = pass(tape);
+    if out.loops().is_empty() {
+        return out;
+    }
+    let (insts, outputs, mut loops, arrays) = out.into_parts();
+    for lp in &mut loops {
+        lp.body = deep(pass, &lp.body);
+    }
+    Tape::from_structured(
+        insts,
+        outputs,
+        tape.n_inputs(),
+        tape.n_params(),
+        loops,
+        arrays,
+    )
 }
 
 /// The constant value `v` has, if it is a constant.

@@ -230,7 +230,7 @@ pub fn abs_linear_tape(tape: &Tape, linear: std::ops::Range<usize>) -> Tape {
         };
         new.push(v);
     }
-    for &o in tape.outputs() {
+    for o in tape.output_values().expect("straight-line tape") {
         out.push_output(new[o as usize]);
     }
     out.verify().expect("the absolute-value tape verifies");

@@ -22,7 +22,7 @@
 
 use tapejit::ir::random::{random_inputs, Choices, SmoothTape};
 use tapejit::ir::semantics::same;
-use tapejit::ir::{Inst, Op, Tape};
+use tapejit::ir::{Inst, Op, Output, Tape};
 use tapejit::jit::{self, JitFunction, JitOptions};
 use tapejit::{ad, interp, opt, Error};
 
@@ -132,7 +132,11 @@ pub fn reference(tape: &Tape, x: &[f64], p: &[f64]) -> Reference {
     let specified = if outcome.is_ok() {
         tape.outputs()
             .iter()
-            .map(|&v| known[v as usize] != Known::No)
+            .flat_map(|o| match *o {
+                Output::Value(v) => vec![known[v as usize] != Known::No],
+                // Array elements come out of loops; their NaN signs are compared.
+                Output::Slice { len, .. } => vec![true; len as usize],
+            })
             .collect()
     } else {
         Vec::new()
