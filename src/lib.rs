@@ -65,5 +65,5 @@ pub use api::{
 pub use error::{Error, Result};
 pub use ir::Tape;
 pub use num_traits::Float;
-pub use real::Real;
+pub use real::{fold, FoldBody, Real, Strided};
 pub use trace::{trace_scalar, trace_vector, Var};

@@ -1,12 +1,14 @@
 //! Building derived tapes: an instruction sink with shared constants.
 
-use crate::ir::{Inst, Op, Tape, Value};
+use crate::ir::{Inst, Loop, Op, Output, Tape, Value};
 use std::collections::HashMap;
 
 /// Appends instructions to a tape under construction, reusing constants.
 pub(crate) struct Emitter {
     insts: Vec<Inst>,
     constants: HashMap<u64, Value>,
+    /// The loop table of the tape under construction.
+    pub loops: Vec<Loop>,
 }
 
 impl Emitter {
@@ -23,7 +25,22 @@ impl Emitter {
         Emitter {
             insts: prefix.to_vec(),
             constants,
+            loops: Vec::new(),
         }
+    }
+
+    /// An emitter whose first instructions and loops are `tape`'s.
+    pub fn starting_with_tape(tape: &Tape) -> Emitter {
+        let mut e = Emitter::starting_with(tape.insts());
+        e.loops = tape.loops().to_vec();
+        e
+    }
+
+    /// Adds `lp` to the loop table and emits the instruction running it.
+    pub fn push_loop(&mut self, lp: Loop) -> Value {
+        self.loops.push(lp);
+        self.insts.push(Inst::run_loop(self.loops.len() as u32 - 1));
+        self.insts.len() as Value - 1
     }
 
     pub fn push(&mut self, inst: Inst) -> Value {
@@ -86,6 +103,18 @@ impl Emitter {
     }
 
     pub fn finish(self, outputs: Vec<Value>, n_inputs: usize, n_params: usize) -> Tape {
-        Tape::from_parts(self.insts, outputs, n_inputs, n_params)
+        let outputs = outputs.into_iter().map(Output::Value).collect();
+        self.finish_structured(outputs, n_inputs, n_params, Vec::new())
+    }
+
+    /// The tape built, with its loop table and the given outputs and arrays.
+    pub fn finish_structured(
+        self,
+        outputs: Vec<Output>,
+        n_inputs: usize,
+        n_params: usize,
+        arrays: Vec<u32>,
+    ) -> Tape {
+        Tape::from_structured(self.insts, outputs, n_inputs, n_params, self.loops, arrays)
     }
 }

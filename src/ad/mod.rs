@@ -8,6 +8,7 @@
 
 mod emit;
 pub mod forward;
+mod loops;
 pub mod reverse;
 mod rules;
 
@@ -21,16 +22,22 @@ use std::ops::Range;
 /// of its inputs.
 fn check(tape: &Tape, wrt: &Range<usize>) -> Result<()> {
     tape.verify()?;
-    if tape.has_structure() {
-        return Err(Error::Unsupported(
-            "this transform does not handle loops or arrays yet".into(),
-        ));
-    }
     if wrt.start > wrt.end || wrt.end > tape.n_inputs() {
         return Err(Error::Unsupported(format!(
             "cannot differentiate with respect to inputs {wrt:?}: the tape has {} inputs",
             tape.n_inputs()
         )));
+    }
+    Ok(())
+}
+
+/// [`check`], for the transforms that do not handle loops and arrays yet.
+fn check_straight(tape: &Tape, wrt: &Range<usize>) -> Result<()> {
+    check(tape, wrt)?;
+    if tape.has_structure() {
+        return Err(Error::Unsupported(
+            "forward mode does not handle loops or arrays yet".into(),
+        ));
     }
     Ok(())
 }
@@ -45,14 +52,14 @@ pub fn reverse(tape: &Tape, wrt: Range<usize>, seed: Seed) -> Result<Tape> {
 /// The tangent (JVP) tape of `tape` with respect to the inputs in `wrt`;
 /// see [`forward::forward`]. Verifies `tape` first.
 pub fn forward(tape: &Tape, wrt: Range<usize>) -> Result<Tape> {
-    check(tape, &wrt)?;
+    check_straight(tape, &wrt)?;
     Ok(forward::forward(tape, wrt))
 }
 
 /// The forward vector-mode Jacobian tape; see [`forward::jacobian_forward`].
 /// Verifies `tape` first.
 pub fn jacobian_forward(tape: &Tape, wrt: Range<usize>) -> Result<Tape> {
-    check(tape, &wrt)?;
+    check_straight(tape, &wrt)?;
     Ok(forward::jacobian_forward(tape, wrt))
 }
 
@@ -76,6 +83,11 @@ pub(crate) fn varied(tape: &Tape, wrt: &Range<usize>) -> Vec<bool> {
     for (i, inst) in tape.insts().iter().enumerate() {
         varied[i] = match inst.op {
             Op::Input => wrt.contains(&(inst.args[0] as usize)),
+            Op::Loop => loops::loop_is_varied(tape, inst, &varied),
+            Op::LoopOut => varied[inst.args[0] as usize],
+            // Arrays are written by loops and stores; assume they carry derivatives.
+            Op::Elem => true,
+            Op::Store => false,
             op if rules::differentiable(op) => inst.operands().iter().any(|&v| varied[v as usize]),
             _ => false,
         };

@@ -1,8 +1,9 @@
 //! The reverse transform: tape -> adjoint tape.
 
 use super::emit::Emitter;
-use super::{rules, straight_outputs, varied};
-use crate::ir::{Inst, Op, Tape, Value};
+use super::loops::{reverse_loop, ArrayAdjoints};
+use super::{rules, varied};
+use crate::ir::{Buffer, Inst, Op, Output, Tape, Value};
 use std::ops::Range;
 
 /// Where the adjoints of the outputs come from.
@@ -18,32 +19,96 @@ pub enum Seed {
 
 /// The adjoint tape of `tape` with respect to the inputs in `wrt`.
 ///
-/// Its instructions start with `tape`'s own (the forward sweep, unchanged),
-/// followed by the reverse sweep. Inputs: `tape`'s inputs, then (for
-/// [`Seed::Inputs`]) one weight per output. Outputs: `tape`'s outputs, then
-/// the adjoint of each input in `wrt`. Adjoints are formed only for values
-/// that depend on `wrt` and reach an output (activity analysis).
+/// Its instructions start with `tape`'s own (the forward sweep, unchanged
+/// but for loops also storing what their reverse needs), followed by the
+/// reverse sweep. Inputs: `tape`'s inputs, then (for [`Seed::Inputs`]) one
+/// weight per output number. Outputs: `tape`'s outputs, then the adjoint of
+/// each input in `wrt` (an array slice when loops read the inputs).
+/// Adjoints are formed only for values that depend on `wrt` and reach an
+/// output (activity analysis). A loop becomes a reverse loop running its
+/// iterations backwards (see [`super::loops`]).
 pub fn reverse(tape: &Tape, wrt: Range<usize>, seed: Seed) -> Tape {
+    let mut arrays = ArrayAdjoints::new(tape);
+    let (e, outputs) = sweep(tape, wrt, seed, &mut arrays);
+    let n_inputs = match seed {
+        Seed::One => tape.n_inputs(),
+        Seed::Inputs => tape.n_inputs() + tape.n_outputs(),
+    };
+    e.finish_structured(outputs, n_inputs, tape.n_params(), arrays.into_arrays())
+}
+
+/// The reverse transform of `tape`, which is the root tape or a loop body
+/// (then `arrays` carries the enclosing loops' trip counts). Returns the
+/// emitter holding the adjoint tape and its outputs.
+pub(super) fn sweep(
+    tape: &Tape,
+    wrt: Range<usize>,
+    seed: Seed,
+    arrays: &mut ArrayAdjoints,
+) -> (Emitter, Vec<Output>) {
     let varied = varied(tape, &wrt);
     let useful = useful(tape, &varied);
-    let mut e = Emitter::starting_with(tape.insts());
+    let mut e = Emitter::starting_with_tape(tape);
     let mut adjoint: Vec<Option<Value>> = vec![None; tape.len()];
 
-    let mut outputs = straight_outputs(tape);
-    for (k, &out) in outputs.iter().enumerate() {
-        let d = match seed {
-            Seed::One => e.constant(1.0),
-            Seed::Inputs => e.push(Inst::input((tape.n_inputs() + k) as u32)),
-        };
-        if varied[out as usize] {
-            let slot = &mut adjoint[out as usize];
-            *slot = Some(rules::accumulate(&mut e, *slot, (d, false)));
+    let mut k = tape.n_inputs() as u32;
+    for out in tape.outputs() {
+        match *out {
+            Output::Value(v) => {
+                let d = match seed {
+                    Seed::One => e.constant(1.0),
+                    Seed::Inputs => e.push(Inst::input(k)),
+                };
+                k += 1;
+                if varied[v as usize] {
+                    let slot = &mut adjoint[v as usize];
+                    *slot = Some(rules::accumulate(&mut e, *slot, (d, false)));
+                }
+            }
+            Output::Slice { array, start, len } => {
+                let target = arrays.adjoint(array);
+                let weights = match seed {
+                    Seed::One => None,
+                    Seed::Inputs => Some(k),
+                };
+                super::loops::seed_slice(&mut e, tape.n_params(), target, start, len, weights);
+                k += len;
+            }
         }
     }
 
     for (i, inst) in tape.insts().iter().enumerate().rev() {
+        match inst.op {
+            Op::Loop => {
+                reverse_loop(&mut e, tape, i, &varied, &mut adjoint, arrays);
+                continue;
+            }
+            Op::Store => {
+                if let Some(target) = arrays.existing(inst.args[0]) {
+                    // The stored value's adjoint is the element's; the element
+                    // before the store gets none.
+                    let d = e.push(Inst::elem(target, inst.args[1]));
+                    let zero = e.constant(-0.0);
+                    e.push(Inst::store(target, inst.args[1], zero));
+                    let v = inst.args[2] as usize;
+                    if varied[v] {
+                        adjoint[v] = Some(rules::accumulate(&mut e, adjoint[v], (d, false)));
+                    }
+                }
+                continue;
+            }
+            _ => {}
+        }
         let Some(d) = adjoint[i] else { continue };
-        if !useful[i] || inst.op == Op::Input {
+        if !useful[i] || matches!(inst.op, Op::Input | Op::LoopOut) {
+            // A loop's results are gathered when the reverse sweep reaches the loop.
+            continue;
+        }
+        if inst.op == Op::Elem {
+            let target = arrays.adjoint(inst.args[0]);
+            let old = e.push(Inst::elem(target, inst.args[1]));
+            let new = e.binary(Op::Add, old, d);
+            e.push(Inst::store(target, inst.args[1], new));
             continue;
         }
         let mut need = [false; 3];
@@ -59,6 +124,7 @@ pub fn reverse(tape: &Tape, wrt: Range<usize>, seed: Seed) -> Tape {
         }
     }
 
+    let mut outputs = tape.outputs().to_vec();
     let mut input_adjoint: Vec<Option<Value>> = vec![None; wrt.len()];
     for (i, inst) in tape.insts().iter().enumerate() {
         if inst.op == Op::Input && wrt.contains(&(inst.args[0] as usize)) {
@@ -68,25 +134,48 @@ pub fn reverse(tape: &Tape, wrt: Range<usize>, seed: Seed) -> Tape {
             }
         }
     }
-    for d in input_adjoint {
-        outputs.push(d.unwrap_or_else(|| e.constant(0.0)));
+    match arrays.existing_input_adjoint().filter(|_| arrays.is_root()) {
+        // Loops accumulated into the input adjoint array: add the scalar
+        // adjoints of the root's own `input` instructions and output a slice.
+        Some(target) => {
+            for (j, d) in input_adjoint.into_iter().enumerate() {
+                if let Some(d) = d {
+                    let at = (wrt.start + j) as u32;
+                    let old = e.push(Inst::elem(target, at));
+                    let new = e.binary(Op::Add, old, d);
+                    e.push(Inst::store(target, at, new));
+                }
+            }
+            outputs.push(Output::Slice {
+                array: target,
+                start: wrt.start as u32,
+                len: wrt.len() as u32,
+            });
+        }
+        None => {
+            for d in input_adjoint {
+                outputs.push(Output::Value(d.unwrap_or_else(|| e.constant(0.0))));
+            }
+        }
     }
-    let n_inputs = match seed {
-        Seed::One => tape.n_inputs(),
-        Seed::Inputs => tape.n_inputs() + tape.n_outputs(),
-    };
-    e.finish(outputs, n_inputs, tape.n_params())
+    (e, outputs)
 }
 
-/// Which varied instructions lead to an output (activity analysis, backward half).
+/// Which varied instructions lead to an output (activity analysis, backward
+/// half). Loops and stores count as leading to an output (their arrays may).
 fn useful(tape: &Tape, varied: &[bool]) -> Vec<bool> {
     let mut useful = vec![false; tape.len()];
-    for out in straight_outputs(tape) {
-        useful[out as usize] = varied[out as usize];
+    for out in tape.outputs() {
+        if let Output::Value(v) = *out {
+            useful[v as usize] = varied[v as usize];
+        }
     }
     for (i, inst) in tape.insts().iter().enumerate().rev() {
+        if matches!(inst.op, Op::Loop | Op::Store) {
+            useful[i] = true;
+        }
         if useful[i] {
-            for &v in inst.operands() {
+            for v in tape.uses(i) {
                 if varied[v as usize] {
                     useful[v as usize] = true;
                 }
@@ -94,4 +183,9 @@ fn useful(tape: &Tape, varied: &[bool]) -> Vec<bool> {
         }
     }
     useful
+}
+
+/// Whether a strided read of `buffer` carries a derivative.
+pub(super) fn read_is_active(buffer: Buffer) -> bool {
+    !matches!(buffer, Buffer::Param)
 }

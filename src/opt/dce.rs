@@ -30,10 +30,7 @@ pub fn dce(tape: &Tape) -> Tape {
             }
             Op::Loop => {
                 let lp = tape.loop_of(inst);
-                live[i] |= lp.writes.iter().any(|w| match w.access.buffer {
-                    Buffer::Array(a) => *array_read.get(a as usize).unwrap_or(&true),
-                    _ => false,
-                });
+                live[i] |= writes_read_array(lp, &array_read);
                 if live[i] {
                     mark_reads(lp, &mut array_read);
                 }
@@ -56,6 +53,25 @@ pub fn dce(tape: &Tape) -> Tape {
             Action::Drop
         }
     })
+}
+
+/// Whether `lp` (or a loop or store nested in it) writes an array read
+/// later (any array, inside a body, where the root's arrays are unknown).
+fn writes_read_array(lp: &Loop, array_read: &[bool]) -> bool {
+    let read = |a: u32| *array_read.get(a as usize).unwrap_or(&true);
+    lp.writes.iter().any(|w| match w.access.buffer {
+        Buffer::Array(a) => read(a),
+        _ => false,
+    }) || lp
+        .body
+        .insts()
+        .iter()
+        .any(|i| i.op == Op::Store && read(i.args[0]))
+        || lp
+            .body
+            .loops()
+            .iter()
+            .any(|l| writes_read_array(l, array_read))
 }
 
 /// Marks the arrays `lp` (or a loop nested in it, or an `elem` in its body) reads.

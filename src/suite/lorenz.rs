@@ -1,6 +1,6 @@
 //! The Lorenz system integrated with classic RK4.
 
-use crate::Real;
+use crate::{fold, Real};
 
 /// Time step of [`lorenz_rk4`].
 pub const LORENZ_DT: f64 = 0.001;
@@ -75,6 +75,33 @@ pub fn lorenz_rk4<T: Real>(x: &[T], steps: usize) -> T {
     for _ in 0..steps {
         s = lorenz_step(s, sigma, rho, beta);
     }
+    s[0] * s[0] + s[1] * s[1] + s[2] * s[2]
+}
+
+/// [`lorenz_rk4`] written with the explicit loop API ([`crate::fold`]):
+/// the same operations in the same order, so the same value bit for bit,
+/// but a trace records one step as a loop body instead of `steps` copies.
+///
+/// ```
+/// use tapejit::suite::{lorenz_rk4, lorenz_rk4_fold, LORENZ_DEFAULT_INPUT};
+/// let x = LORENZ_DEFAULT_INPUT;
+/// assert_eq!(lorenz_rk4_fold(&x, 1000), lorenz_rk4(&x, 1000));
+/// let tape = tapejit::trace_scalar(&x, &[], |x, _| lorenz_rk4_fold(x, 100_000)).unwrap();
+/// assert!(tape.static_len() < 1000);
+/// ```
+///
+/// # Panics
+/// If `x.len() != 6`.
+pub fn lorenz_rk4_fold<T: Real>(x: &[T], steps: usize) -> T {
+    assert_eq!(
+        x.len(),
+        6,
+        "lorenz_rk4_fold: inputs are [x0, y0, z0, sigma, rho, beta]"
+    );
+    let (sigma, rho, beta) = (x[3], x[4], x[5]);
+    let s = fold(steps, &x[..3], &[], |s, _| {
+        lorenz_step([s[0], s[1], s[2]], sigma, rho, beta).to_vec()
+    });
     s[0] * s[0] + s[1] * s[1] + s[2] * s[2]
 }
 

@@ -251,4 +251,12 @@ impl Real for Var<'_> {
     fn select(cond: Self, a: Self, b: Self) -> Self {
         cond.ternary(Op::Select, a, b)
     }
+    fn fold_loop(
+        n: usize,
+        init: &[Self],
+        reads: &[crate::Strided<'_, Self>],
+        body: &mut crate::real::FoldBody<'_, Self>,
+    ) -> Vec<Self> {
+        super::fold::fold(n, init, reads, body)
+    }
 }

@@ -8,10 +8,11 @@
 //! its parent's values), which the trace call reports as an error.
 
 mod float;
+mod fold;
 mod ops;
 
 use crate::error::{Error, Result};
-use crate::ir::{semantics, Inst, Op, Tape, Value};
+use crate::ir::{semantics, Inst, Loop, Op, Tape, Value};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -139,9 +140,39 @@ struct Recorder {
     insts: Vec<Inst>,
     constants: HashMap<u64, Value>,
     error: Option<Error>,
+    /// The loop table of the tape being recorded.
+    loops: Vec<Loop>,
+    /// For a loop body: the traces whose values it may capture (the
+    /// enclosing ones), and what it captured, as (trace, index) -> input.
+    enclosing: Vec<u32>,
+    captures: Vec<(Capture, Value)>,
+    /// For the root: the values of the inputs and parameters (trace-time
+    /// evaluation of loops reads them).
+    root_values: (Vec<f64>, Vec<f64>),
+}
+
+/// A value of an enclosing trace used inside a loop body.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Capture {
+    value: f64,
+    index: u32,
+    trace: u32,
 }
 
 impl Recorder {
+    fn new(id: u32, insts: Vec<Inst>) -> Recorder {
+        Recorder {
+            id,
+            insts,
+            constants: HashMap::new(),
+            error: None,
+            loops: Vec::new(),
+            enclosing: Vec::new(),
+            captures: Vec::new(),
+            root_values: (Vec::new(), Vec::new()),
+        }
+    }
+
     /// The tape value of `v`, writing a constant on first use.
     fn operand(&mut self, v: &Var<'_>) -> Value {
         if v.index == UNRECORDED {
@@ -151,6 +182,9 @@ impl Recorder {
                 insts.len() as Value - 1
             });
         }
+        if v.trace != self.id && self.enclosing.contains(&v.trace) {
+            return self.capture(v);
+        }
         if v.trace != self.id && self.error.is_none() {
             self.error = Some(Error::Trace(
                 "a value from another trace was used inside this one (for example an outer \
@@ -159,6 +193,28 @@ impl Recorder {
             ));
         }
         v.index
+    }
+
+    /// The body input standing for a captured value of an enclosing trace.
+    fn capture(&mut self, v: &Var<'_>) -> Value {
+        let key = Capture {
+            value: v.value,
+            index: v.index,
+            trace: v.trace,
+        };
+        if let Some(&(_, slot)) = self
+            .captures
+            .iter()
+            .find(|(c, _)| c.index == key.index && c.trace == key.trace)
+        {
+            return slot;
+        }
+        // Numbered after the body's carried values and reads; `fold` renumbers.
+        let input = fold::CAPTURE_BASE + self.captures.len() as u32;
+        self.insts.push(Inst::input(input));
+        let slot = self.insts.len() as Value - 1;
+        self.captures.push((key, slot));
+        slot
     }
 
     fn fail(&mut self, message: String) {
@@ -256,12 +312,9 @@ where
     insts.extend((0..n_x).map(Inst::input));
     insts.extend((0..n_p).map(Inst::param));
     RECORDERS.with_borrow_mut(|stack| {
-        stack.push(Recorder {
-            id,
-            insts,
-            constants: HashMap::new(),
-            error: None,
-        })
+        let mut rec = Recorder::new(id, insts);
+        rec.root_values = (x.to_vec(), p.to_vec());
+        stack.push(rec)
     });
     let pop = PopOnDrop;
     let var = |value: f64, index: u32| Var {
@@ -273,12 +326,17 @@ where
     let xs: Vec<Var> = (0..n_x).map(|i| var(x[i as usize], i)).collect();
     let ps: Vec<Var> = (0..n_p).map(|i| var(p[i as usize], n_x + i)).collect();
     let outs = f(&xs, &ps);
-    let (insts, outputs, error) = RECORDERS.with_borrow_mut(|stack| {
+    let (insts, outputs, loops, error) = RECORDERS.with_borrow_mut(|stack| {
         let rec = stack
             .last_mut()
             .expect("this trace's recorder is on the stack");
         let outputs: Vec<Value> = outs.iter().map(|v| rec.operand(v)).collect();
-        (std::mem::take(&mut rec.insts), outputs, rec.error.take())
+        (
+            std::mem::take(&mut rec.insts),
+            outputs,
+            std::mem::take(&mut rec.loops),
+            rec.error.take(),
+        )
     });
     drop(pop);
     if let Some(e) = error {
@@ -292,8 +350,9 @@ where
     if insts.len() >= u32::MAX as usize {
         return Err(too_many("instructions", insts.len()));
     }
-    let tape = Tape::from_parts(insts, outputs, x.len(), p.len());
-    debug_assert!(tape.verify().is_ok());
+    let outputs = outputs.into_iter().map(crate::ir::Output::Value).collect();
+    let tape = Tape::from_structured(insts, outputs, x.len(), p.len(), loops, Vec::new());
+    debug_assert!(tape.verify().is_ok(), "{:?}", tape.verify());
     Ok(tape)
 }
 
