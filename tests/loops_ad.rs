@@ -148,3 +148,28 @@ fn a_fold_body_that_branches_differently_later_is_an_error() {
     .unwrap_err();
     assert!(err.to_string().contains("same branches"), "{err}");
 }
+
+#[test]
+fn forward_mode_and_hessians_go_through_loops() {
+    let x = [0.4, -0.3, 1.1, 0.9, 0.2];
+    let rolled = interp(trace_scalar(&x, &[], |x, _| rosenbrock_fold(x)).unwrap());
+    let unrolled = interp(trace_scalar(&x, &[], |x, _| rosenbrock_plain(x)).unwrap());
+    assert!(rolled.tape().n_loops() > 0);
+    let v = [0.3, 1.0, -0.5, 0.25, 2.0];
+    let run = |f: &Function| {
+        let w = f.with_params(&[]).unwrap().engine(Engine::Interpreter);
+        let mut jv = [0.0];
+        w.jvp(&x, &v, &mut jv).unwrap();
+        let mut hv = [0.0; 5];
+        w.hvp(&x, &v, &mut hv).unwrap();
+        let mut h = [0.0; 25];
+        w.hessian(&x, &mut h).unwrap();
+        (jv, hv, h)
+    };
+    let (jr, hvr, hr) = run(&rolled);
+    let (ju, hvu, hu) = run(&unrolled);
+    assert!(close(jr[0], ju[0], ju[0]), "{jr:?} {ju:?}");
+    for (a, b) in hvr.iter().zip(&hvu).chain(hr.iter().zip(&hu)) {
+        assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
+    }
+}

@@ -370,7 +370,7 @@ pub(super) fn reverse_loop(
 
 /// `tape` reading input `new_index[j]` where it read input `j`; an input
 /// with no new index (an unseeded weight) reads zero.
-fn renumber_inputs(tape: &Tape, new_index: &[u32], n_inputs: usize) -> Tape {
+pub(super) fn renumber_inputs(tape: &Tape, new_index: &[u32], n_inputs: usize) -> Tape {
     let mut insts = tape.insts().to_vec();
     for inst in &mut insts {
         if inst.op == Op::Input {
@@ -402,7 +402,7 @@ pub(super) fn loop_is_varied(tape: &Tape, inst: &Inst, varied: &[bool]) -> bool 
         || reads_buffers(lp)
 }
 
-fn reads_buffers(lp: &Loop) -> bool {
+pub(super) fn reads_buffers(lp: &Loop) -> bool {
     lp.reads.iter().any(|r| read_is_active(r.buffer))
         || lp.body.insts().iter().any(|i| i.op == Op::Elem)
         || lp.body.loops().iter().any(reads_buffers)

@@ -9,6 +9,7 @@
 mod emit;
 pub mod forward;
 mod loops;
+mod loops_forward;
 pub mod reverse;
 mod rules;
 
@@ -52,7 +53,7 @@ pub fn reverse(tape: &Tape, wrt: Range<usize>, seed: Seed) -> Result<Tape> {
 /// The tangent (JVP) tape of `tape` with respect to the inputs in `wrt`;
 /// see [`forward::forward`]. Verifies `tape` first.
 pub fn forward(tape: &Tape, wrt: Range<usize>) -> Result<Tape> {
-    check_straight(tape, &wrt)?;
+    check(tape, &wrt)?;
     Ok(forward::forward(tape, wrt))
 }
 
@@ -67,13 +68,6 @@ pub fn jacobian_forward(tape: &Tape, wrt: Range<usize>) -> Result<Tape> {
 pub(crate) mod verified {
     pub(crate) use super::forward::{forward, jacobian_forward};
     pub(crate) use super::reverse::reverse;
-}
-
-/// The outputs of a straight-line tape (no array slices), which the
-/// straight-line transforms handle.
-pub(crate) fn straight_outputs(tape: &Tape) -> Vec<crate::ir::Value> {
-    tape.output_values()
-        .expect("callers pass straight-line tapes (checked by `check`)")
 }
 
 /// Which instructions depend on the inputs in `wrt` through differentiable

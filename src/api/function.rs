@@ -225,14 +225,15 @@ impl Function {
     }
 
     /// The forward vector-mode Jacobian tape, when it is small enough to
-    /// build (inputs × tape length up to [`JACOBIAN_TAPE_MAX_WORK`]).
+    /// build (inputs × tape length up to [`JACOBIAN_TAPE_MAX_WORK`]) and has
+    /// no loops (vector mode through loops is not built; sweeps are used).
     /// Outputs: values, then the Jacobian row-major.
     pub(super) fn jacobian_prepared(&self) -> Option<&Prepared> {
         let (n, m) = (self.n_inputs(), self.n_outputs());
         self.jacobian
             .get_or_init(|| {
                 let work = n.saturating_mul(self.tape().len());
-                (work <= JACOBIAN_TAPE_MAX_WORK)
+                (work <= JACOBIAN_TAPE_MAX_WORK && !self.tape().has_structure())
                     .then(|| self.derived(ad::verified::jacobian_forward(self.tape(), 0..n), n, m))
             })
             .as_ref()
