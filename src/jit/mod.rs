@@ -229,6 +229,7 @@ fn define_chunks(
     let mut outputs_by_chunk: Vec<Vec<(u32, u32)>> = vec![Vec::new(); layout.chunks.len().max(1)];
     let values = tape
         .output_values()
+        .filter(|_| !tape.has_structure())
         .ok_or_else(|| Error::Unsupported("the JIT does not compile loops or arrays yet".into()))?;
     for (k, &v) in values.iter().enumerate() {
         outputs_by_chunk[v as usize / options.chunk_len.max(1)].push((v, k as u32));

@@ -4,7 +4,7 @@ use super::broyden::{broyden, broyden_default_input};
 use super::gmm::{
     gmm_default_params, gmm_objective_with_scratch, gmm_param_len, gmm_points, gmm_scratch_len,
 };
-use super::lorenz::{lorenz_rk4, LORENZ_DEFAULT_INPUT};
+use super::lorenz::{lorenz_rk4, lorenz_rk4_fold, LORENZ_DEFAULT_INPUT};
 use super::mlp::{
     mlp, mlp_data, mlp_default_weights, MLP_BATCH, MLP_HIDDEN, MLP_N_DATA, MLP_N_WEIGHTS,
 };
@@ -51,6 +51,12 @@ pub enum Case {
         /// Number of RK4 steps of length 0.001.
         steps: usize,
     },
+    /// [`lorenz_rk4_fold`]: the same integration written with the explicit
+    /// loop API, so a trace records one step as a loop body.
+    LorenzFold {
+        /// Number of RK4 steps of length 0.001.
+        steps: usize,
+    },
     /// [`mlp`] (fixed size: batch 16, hidden 64).
     Mlp,
     /// [`broyden`] with `n` inputs and outputs.
@@ -67,6 +73,7 @@ impl Case {
             Case::Rosenbrock { .. } => "rosenbrock",
             Case::Gmm { .. } => "gmm",
             Case::LorenzRk4 { .. } => "lorenz_rk4",
+            Case::LorenzFold { .. } => "lorenz_fold",
             Case::Mlp => "mlp",
             Case::Broyden { .. } => "broyden",
         }
@@ -78,7 +85,7 @@ impl Case {
         match self {
             Case::Rosenbrock { n } | Case::Broyden { n } => format!("n={n}"),
             Case::Gmm { d, k, n } => format!("d={d},k={k},n={n}"),
-            Case::LorenzRk4 { steps } => format!("steps={steps}"),
+            Case::LorenzRk4 { steps } | Case::LorenzFold { steps } => format!("steps={steps}"),
             Case::Mlp => format!("batch={MLP_BATCH},hidden={MLP_HIDDEN}"),
         }
     }
@@ -88,7 +95,7 @@ impl Case {
         match *self {
             Case::Rosenbrock { n } | Case::Broyden { n } => n,
             Case::Gmm { d, k, .. } => gmm_param_len(d, k),
-            Case::LorenzRk4 { .. } => LORENZ_DEFAULT_INPUT.len(),
+            Case::LorenzRk4 { .. } | Case::LorenzFold { .. } => LORENZ_DEFAULT_INPUT.len(),
             Case::Mlp => MLP_N_WEIGHTS,
         }
     }
@@ -126,7 +133,7 @@ impl Case {
         match *self {
             Case::Rosenbrock { n } => rosenbrock_default_input(n),
             Case::Gmm { d, k, .. } => gmm_default_params(d, k),
-            Case::LorenzRk4 { .. } => LORENZ_DEFAULT_INPUT.to_vec(),
+            Case::LorenzRk4 { .. } | Case::LorenzFold { .. } => LORENZ_DEFAULT_INPUT.to_vec(),
             Case::Mlp => mlp_default_weights(),
             Case::Broyden { n } => broyden_default_input(n),
         }
@@ -191,6 +198,7 @@ impl Case {
             Case::Rosenbrock { .. } => out[0] = rosenbrock(x),
             Case::Gmm { d, k, .. } => out[0] = gmm_objective_with_scratch(x, p, d, k, scratch),
             Case::LorenzRk4 { steps } => out[0] = lorenz_rk4(x, steps),
+            Case::LorenzFold { steps } => out[0] = lorenz_rk4_fold(x, steps),
             Case::Mlp => out[0] = mlp(x, p),
             Case::Broyden { .. } => broyden(x, out),
         }

@@ -18,6 +18,7 @@ impl Case {
                 (d < 1 || k < 1 || n < 1).then_some("gmm needs d, k and n >= 1")
             }
             Case::LorenzRk4 { steps } => (steps < 1).then_some("lorenz_rk4 needs steps >= 1"),
+            Case::LorenzFold { steps } => (steps < 1).then_some("lorenz_fold needs steps >= 1"),
             Case::Mlp => None,
             Case::Broyden { n } => (n < 1).then_some("broyden needs n >= 1"),
         };
@@ -30,7 +31,7 @@ impl Case {
         let sizes: &[usize] = match self {
             Case::Rosenbrock { n } | Case::Broyden { n } => &[*n],
             Case::Gmm { d, k, n } => &[*d, *k, *n],
-            Case::LorenzRk4 { steps } => &[*steps],
+            Case::LorenzRk4 { steps } | Case::LorenzFold { steps } => &[*steps],
             Case::Mlp => &[],
         };
         let lens = match *self {

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 /// The accepted spellings, quoted by every parse error.
 pub(super) const FORMS: &str = "valid cases: rosenbrock:N (N >= 2), gmm:D,K,N (each >= 1), \
-                     lorenz_rk4:STEPS (>= 1), mlp, broyden:N (N >= 1)";
+                     lorenz_rk4:STEPS (>= 1), lorenz_fold:STEPS (>= 1), mlp, broyden:N (N >= 1)";
 
 impl fmt::Display for Case {
     /// The `FromStr` spelling, so a displayed case parses back to itself.
@@ -16,6 +16,7 @@ impl fmt::Display for Case {
             Case::Rosenbrock { n } => write!(f, "rosenbrock:{n}"),
             Case::Gmm { d, k, n } => write!(f, "gmm:{d},{k},{n}"),
             Case::LorenzRk4 { steps } => write!(f, "lorenz_rk4:{steps}"),
+            Case::LorenzFold { steps } => write!(f, "lorenz_fold:{steps}"),
             Case::Mlp => write!(f, "mlp"),
             Case::Broyden { n } => write!(f, "broyden:{n}"),
         }
@@ -101,6 +102,9 @@ impl FromStr for Case {
             }
             ("lorenz_rk4", Some(t)) => Case::LorenzRk4 {
                 steps: sizes::<1>(name, t, "lorenz_rk4:STEPS")?[0],
+            },
+            ("lorenz_fold", Some(t)) => Case::LorenzFold {
+                steps: sizes::<1>(name, t, "lorenz_fold:STEPS")?[0],
             },
             ("broyden", Some(t)) => Case::Broyden {
                 n: sizes::<1>(name, t, "broyden:N")?[0],

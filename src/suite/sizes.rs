@@ -3,7 +3,14 @@
 use super::case::Case;
 
 /// The case names, in suite order.
-pub const CASE_NAMES: [&str; 5] = ["rosenbrock", "gmm", "lorenz_rk4", "mlp", "broyden"];
+pub const CASE_NAMES: [&str; 6] = [
+    "rosenbrock",
+    "gmm",
+    "lorenz_rk4",
+    "lorenz_fold",
+    "mlp",
+    "broyden",
+];
 
 impl Case {
     /// The case names, in suite order.
@@ -12,7 +19,7 @@ impl Case {
     }
 
     /// The quick sizes of one case (the default of `tapejit bench`): rosenbrock
-    /// 10, 100, 1000; gmm (2,5,1000); lorenz_rk4 1000; mlp; broyden 10.
+    /// 10, 100, 1000; gmm (2,5,1000); lorenz_rk4 1000; lorenz_fold 10^5; mlp; broyden 10.
     /// `None` for an unknown name.
     pub fn quick_sizes(name: &str) -> Option<Vec<Case>> {
         Some(match name {
@@ -26,6 +33,7 @@ impl Case {
                 n: 1000,
             }],
             "lorenz_rk4" => vec![Case::LorenzRk4 { steps: 1000 }],
+            "lorenz_fold" => vec![Case::LorenzFold { steps: 100_000 }],
             "mlp" => vec![Case::Mlp],
             "broyden" => vec![Case::Broyden { n: 10 }],
             _ => return None,
@@ -34,7 +42,7 @@ impl Case {
 
     /// Every size of one case listed in DESIGN.md (`--full`): rosenbrock 10,
     /// 100, 1000, 10^4, 10^6; gmm (2,5,1000), (10,25,1000), (20,50,1000);
-    /// lorenz_rk4 10^3, 10^5, 10^7; mlp; broyden 10, 1000. `None` for an
+    /// lorenz_rk4 and lorenz_fold 10^3, 10^5, 10^7; mlp; broyden 10, 1000. `None` for an
     /// unknown name.
     pub fn full_sizes(name: &str) -> Option<Vec<Case>> {
         Some(match name {
@@ -62,6 +70,10 @@ impl Case {
             "lorenz_rk4" => vec![1000, 100_000, 10_000_000]
                 .into_iter()
                 .map(|steps| Case::LorenzRk4 { steps })
+                .collect(),
+            "lorenz_fold" => vec![1000, 100_000, 10_000_000]
+                .into_iter()
+                .map(|steps| Case::LorenzFold { steps })
                 .collect(),
             "mlp" => vec![Case::Mlp],
             "broyden" => vec![Case::Broyden { n: 10 }, Case::Broyden { n: 1000 }],
@@ -109,6 +121,7 @@ mod tests {
                     n: 1000
                 },
                 Case::LorenzRk4 { steps: 1000 },
+                Case::LorenzFold { steps: 100_000 },
                 Case::Mlp,
                 Case::Broyden { n: 10 },
             ]
@@ -118,7 +131,7 @@ mod tests {
     #[test]
     fn full_has_every_design_size() {
         let full = Case::full();
-        assert_eq!(full.len(), 5 + 3 + 3 + 1 + 2);
+        assert_eq!(full.len(), 5 + 3 + 3 + 3 + 1 + 2);
         for case in Case::quick() {
             assert!(full.contains(&case), "{case} missing from full");
         }
@@ -209,6 +222,7 @@ mod tests {
             ("rosenbrock", "n=1000"),
             ("gmm", "d=2,k=5,n=1000"),
             ("lorenz_rk4", "steps=1000"),
+            ("lorenz_fold", "steps=100000"),
             ("mlp", "batch=16,hidden=64"),
             ("broyden", "n=10"),
         ];
