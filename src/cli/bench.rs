@@ -46,8 +46,12 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
         ..Options::default()
     };
     let raw = Function::from_tape_with(traced.clone(), unoptimized)?;
-    let grad_len = gradient_tape(&raw)?.len();
-    let grad_len_opt = gradient_tape(&f)?.len();
+    // Lengths count every loop body once (what tracing, optimizing and
+    // compiling grow with); `grad_work` counts executed instructions.
+    let grad_len = gradient_tape(&raw)?.static_len();
+    let grad_tape = gradient_tape(&f)?;
+    let (grad_len_opt, grad_work) = (grad_tape.static_len(), grad_tape.work());
+    let grad_array_elems: u64 = grad_tape.arrays().iter().map(|&l| l as u64).sum();
     let compiled_gradient = |f: &Function| {
         if m == 1 {
             f.compiled_gradient().map(|c| c.code_bytes())
@@ -170,23 +174,28 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
         compile_s: Some(compile_s),
         optimize_s: Some(optimize_primal_s + optimize_grad_s),
         jit_grad_unoptimized_s: Some(jit_grad_raw_s),
-        tape_len_opt: Some(f.tape().len()),
+        tape_len_opt: Some(tape.static_len()),
         grad_tape_len_opt: Some(grad_len_opt),
-        grad_over_primal_opt: Some(grad_len_opt as f64 / f.tape().len() as f64),
+        grad_over_primal_opt: Some(grad_work as f64 / tape.work() as f64),
         compile_primal_s: Some(compile_primal_s),
         compile_us_per_instr: Some(compile_s * 1e6 / grad_len_opt as f64),
         jit_code_bytes: Some((primal_code + grad_code) as u64),
         jit_matches_interp: Some(jit_matches),
         interp_grad_ratio: Some(grad_s / native_s),
-        interp_grad_ns_per_instr: Some(grad_s * 1e9 / grad_len_opt as f64),
+        interp_grad_ns_per_instr: Some(grad_s * 1e9 / grad_work as f64),
         interp_jacobian_s: jacobian.map(|j| j.0),
-        grad_instrs_executed: Some(grad_len_opt as u64),
+        grad_instrs_executed: Some(grad_work),
         trace_s: Some(trace_s),
         derive_s: Some(derive_s),
-        tape_len: Some(traced.len()),
+        tape_len: Some(traced.static_len()),
         grad_tape_len: Some(grad_len),
-        tape_bytes_per_op: Some(tape.heap_bytes() as f64 / tape.len() as f64),
-        peak_grad_bytes: Some((grad_len_opt * std::mem::size_of::<f64>() + n * 8) as u64),
+        tape_bytes_per_op: Some(tape.heap_bytes() as f64 / tape.static_len() as f64),
+        peak_grad_bytes: Some(
+            (grad_len_opt as u64 + grad_array_elems) * std::mem::size_of::<f64>() as u64
+                + n as u64 * 8,
+        ),
+        loops: Some(tape.n_loops()),
+        grad_loops: Some(grad_tape.n_loops()),
         max_rel_err_fd: Some(fd_err),
         interp_matches_native: Some(matches),
         spread: samples.iter().map(|s| s.spread).collect(),

@@ -66,7 +66,8 @@ pub struct CaseReport {
     pub optimize_s: Option<f64>,
     /// Compiling to native code.
     pub compile_s: Option<f64>,
-    /// Primal tape length as traced.
+    /// Primal tape length as traced (loop bodies counted once, as in every
+    /// length below).
     pub tape_len: Option<usize>,
     /// Primal tape length after optimization.
     pub tape_len_opt: Option<usize>,
@@ -74,6 +75,10 @@ pub struct CaseReport {
     pub grad_tape_len: Option<usize>,
     /// Gradient tape length after optimization.
     pub grad_tape_len_opt: Option<usize>,
+    /// Loops in the optimized primal tape, nested ones included (extension).
+    pub loops: Option<usize>,
+    /// Loops in the optimized gradient tape (extension).
+    pub grad_loops: Option<usize>,
     /// Bytes per primal tape instruction, constants included (extension).
     pub tape_bytes_per_op: Option<f64>,
     /// Memory the gradient evaluation needs beyond inputs and outputs.
