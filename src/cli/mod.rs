@@ -369,8 +369,12 @@ fn one_case(spec: &str) -> Result<Case, String> {
 /// Prints a tape: all of it, or its head and tail when long.
 fn print_tape(title: &str, tape: &Tape, all: bool) {
     println!(
-        "== {title}: {} instructions, {} inputs, {} params, {} outputs, {} guards",
-        tape.len(),
+        "== {title}: {} instructions ({} executed), {} loops, {} arrays, {} inputs, {} params, \
+         {} outputs, {} guards",
+        tape.static_len(),
+        tape.work(),
+        tape.n_loops(),
+        tape.arrays().len(),
         tape.n_inputs(),
         tape.n_params(),
         tape.n_outputs(),
@@ -397,8 +401,8 @@ fn print_opt_stats(title: &str, tape: &Tape) -> Result<(), String> {
     let (_, stats) = crate::opt::optimize_with_stats(tape).map_err(|e| e.to_string())?;
     println!(
         "== optimizer on the {title}: {} -> {} instructions in {}",
-        stats.before().unwrap_or(tape.len()),
-        stats.after().unwrap_or(tape.len()),
+        stats.before().unwrap_or(tape.static_len()),
+        stats.after().unwrap_or(tape.static_len()),
         report::human_time(Some(stats.seconds()))
     );
     let passes = crate::opt::pass_names().count().max(1);
