@@ -16,7 +16,7 @@ pub mod loops;
 mod op;
 pub mod random;
 pub mod semantics;
-mod text;
+pub mod text;
 mod verify;
 
 pub use loops::{Access, ArrayId, Buffer, Loop, Output, Write, WriteMode};

@@ -1,4 +1,8 @@
-//! The text format: `Display` prints a tape, `FromStr` parses it back exactly.
+//! The text format: `Display` prints a tape, `FromStr` parses it back
+//! exactly (`tape.to_string().parse::<Tape>() == Ok(tape)` for every
+//! verified tape).
+//!
+//! # Straight-line tapes
 //!
 //! ```text
 //! tape inputs=2 params=0
@@ -11,17 +15,94 @@
 //! %6 = powi %3 -2
 //! outputs %6
 //! ```
-//! Constants print with Rust's shortest round-trip form (`{:?}`), so they
-//! parse back bit for bit (`inf`, `-0.0` included); a NaN prints as `NaN` or
-//! `-NaN` (its sign is kept, its payload is not: see [`Inst::constant`]).
-//! `;` starts a comment.
+//!
+//! One instruction per line, numbered in order: `%N = op operands...`,
+//! operands are values `%k`, immediates are plain numbers (`input 0`,
+//! `powi %3 -2`, `guard %4 true`). Constants print with Rust's shortest
+//! round-trip form (`{:?}`), so they parse back bit for bit (`inf`, `-0.0`
+//! included); a NaN prints as `NaN` or `-NaN` (its sign is kept, its payload
+//! is not: see [`Inst::constant`]). The last line lists the outputs.
+//! `;` starts a comment; blank lines and indentation are ignored.
+//!
+//! # Loops and arrays
+//!
+//! ```
+//! use tapejit::{interp, Tape};
+//!
+//! // Running sums of p * x[i] stored backwards into array a0; the total
+//! // comes out of the loop as its carried value.
+//! let text = "\
+//! tape inputs=3 params=1 arrays=[3]
+//! %0 = param 0
+//! %1 = const -0.0
+//! %2 = loop trips=3 init=[%1] invariants=[%0] reads=[input[0 + 1*i0]] writes=[store a0[2 + -1*i0]] {
+//!     %0 = input 0
+//!     %1 = input 1
+//!     %2 = input 2
+//!     %3 = mul %1 %2
+//!     %4 = add %0 %3
+//!     outputs %4 %4
+//! }
+//! %3 = loopout %2 0
+//! %4 = elem a0[2]
+//! %5 = store a0[1] %4
+//! outputs %3 a0[0..3]
+//! ";
+//! let tape: Tape = text.parse()?;
+//! assert_eq!(tape.to_string(), text); // the printed form is this one
+//! let mut out = [0.0; 4];
+//! interp::eval(&tape, &[1.0, 2.0, 3.0], &[10.0], &mut Vec::new(), &mut out)?;
+//! assert_eq!(out, [60.0, 60.0, 10.0, 10.0]);
+//! # Ok::<(), tapejit::Error>(())
+//! ```
+//!
+//! - **Arrays** are declared in the root header, `arrays=[10, 3]` (lengths of
+//!   `a0`, `a1`; the header of a tape without arrays has no `arrays=`).
+//! - **`%N = loop trips=T init=[...] invariants=[...] reads=[...] writes=[...] {`**
+//!   runs the body block that follows `T` times. The fields may come in any
+//!   order, each at most once; `trips` is required, an empty list may be
+//!   left out (and is, when printed). `init` lists the initial carried
+//!   values and `invariants` the captured values, both values of the
+//!   enclosing tape.
+//! - **Accesses** `input[OFFSET + S0*i0 + S1*i1 ...]`, `param[...]` or
+//!   `aK[...]` address element `OFFSET + Σ Sd*id`, where `i0` is the
+//!   iteration number of the outermost enclosing loop and the last term
+//!   belongs to the loop the access is on: one term per enclosing loop, in
+//!   that order. A negative stride prints as `+ -1*i1` (`- 1*i1` parses too).
+//!   A write is `store ACCESS` or `add ACCESS` (accumulates).
+//! - **The body** follows on the next lines (printed indented by four spaces
+//!   per level) and ends with its own `outputs` line (next carried values,
+//!   then the written values, in the order of `writes`) and a line holding
+//!   `}`. Its instructions are numbered from `%0` again; its inputs are its
+//!   slots, `input k` for `k` in carried ++ invariants ++ reads; `param i`
+//!   is the root's parameter `i`. Bodies nest, up to [`MAX_NESTING`] levels.
+//! - `loopout %L k` is the final value of carried value `k` of loop `%L`;
+//!   `elem aK[j]` reads an element, `store aK[j] %v` writes one; an output
+//!   `aK[s..e]` lists elements `s` to `e - 1` of an array.
+//!
+//! # Errors
+//!
+//! Every syntax error is an [`Error::Parse`](crate::Error::Parse) with the
+//! line and column of the malformed piece. The parsed tape is then verified
+//! ([`Tape::verify`]); a verification error becomes a parse error at the line
+//! of the offending instruction, inside loop bodies too (an error of a
+//! loop's fields or accesses points at its `loop` line, one of its body's
+//! outputs at the body's `outputs` line).
 
-use super::{Inst, Op, Output, Shape, Tape, Value};
+mod cursor;
+mod parse;
+#[cfg(test)]
+mod tests;
+
+pub use parse::MAX_NESTING;
+
+use super::{Access, Buffer, Inst, Op, Output, Shape, Tape, WriteMode};
 use crate::error::{Error, Result};
 use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
-/// The right-hand side of an instruction, e.g. `mul %0 %1`.
+/// The right-hand side of an instruction, e.g. `mul %0 %1` (a loop prints
+/// only its table index here; [`Tape`]'s `Display` prints it whole).
 pub(super) fn inst_expr(inst: &Inst) -> String {
     let mut s = inst.op.name().to_string();
     match inst.op.shape() {
@@ -35,6 +116,9 @@ pub(super) fn inst_expr(inst: &Inst) -> String {
         Shape::ValueImm if inst.op == Op::Guard => {
             write!(s, " %{} {}", inst.args[0], inst.guard_expect())
         }
+        Shape::ValueImm if inst.op == Op::LoopOut => {
+            write!(s, " %{} {}", inst.args[0], inst.args[1])
+        }
         Shape::ValueImm => write!(s, " %{} {}", inst.args[0], inst.powi_exponent()),
         Shape::Loop => write!(s, " {}", inst.args[0]),
         Shape::ArrayElem => write!(s, " a{}[{}]", inst.args[0], inst.args[1]),
@@ -44,119 +128,88 @@ pub(super) fn inst_expr(inst: &Inst) -> String {
     s
 }
 
+/// An access, e.g. `a2[0 + 3*i0 + -1*i1]`.
+fn access(a: &Access) -> String {
+    let mut s = match a.buffer {
+        Buffer::Input => "input".to_string(),
+        Buffer::Param => "param".to_string(),
+        Buffer::Array(k) => format!("a{k}"),
+    };
+    write!(s, "[{}", a.offset).expect("writing to a String cannot fail");
+    for (d, stride) in a.strides.iter().enumerate() {
+        write!(s, " + {stride}*i{d}").expect("writing to a String cannot fail");
+    }
+    s.push(']');
+    s
+}
+
+/// `name=[a, b, c]`, or nothing for an empty list.
+fn field(f: &mut fmt::Formatter<'_>, name: &str, items: &[String]) -> fmt::Result {
+    if items.is_empty() {
+        return Ok(());
+    }
+    write!(f, " {name}=[{}]", items.join(", "))
+}
+
+/// Prints the instructions and the outputs line of `tape`, nested bodies
+/// indented one more level.
+fn write_block(f: &mut fmt::Formatter<'_>, tape: &Tape, depth: usize) -> fmt::Result {
+    let pad = "    ".repeat(depth);
+    for (i, inst) in tape.insts().iter().enumerate() {
+        let entry = (inst.op == Op::Loop)
+            .then(|| tape.loops().get(inst.args[0] as usize))
+            .flatten();
+        let Some(lp) = entry else {
+            writeln!(f, "{pad}%{i} = {}", inst_expr(inst))?;
+            continue;
+        };
+        write!(f, "{pad}%{i} = loop trips={}", lp.trips)?;
+        let values = |vs: &[u32]| vs.iter().map(|v| format!("%{v}")).collect::<Vec<_>>();
+        field(f, "init", &values(&lp.init))?;
+        field(f, "invariants", &values(&lp.invariants))?;
+        field(f, "reads", &lp.reads.iter().map(access).collect::<Vec<_>>())?;
+        let writes: Vec<String> = lp
+            .writes
+            .iter()
+            .map(|w| {
+                let mode = match w.mode {
+                    WriteMode::Store => "store",
+                    WriteMode::Add => "add",
+                };
+                format!("{mode} {}", access(&w.access))
+            })
+            .collect();
+        field(f, "writes", &writes)?;
+        writeln!(f, " {{")?;
+        write_block(f, &lp.body, depth + 1)?;
+        writeln!(f, "{pad}}}")?;
+    }
+    write!(f, "{pad}outputs")?;
+    for o in tape.outputs() {
+        match *o {
+            Output::Value(v) => write!(f, " %{v}")?,
+            Output::Slice { array, start, len } => {
+                write!(f, " a{array}[{start}..{}]", start as u64 + len as u64)?
+            }
+        }
+    }
+    writeln!(f)
+}
+
 impl fmt::Display for Tape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
+        write!(
             f,
             "tape inputs={} params={}",
             self.n_inputs(),
             self.n_params()
         )?;
-        for (i, inst) in self.insts().iter().enumerate() {
-            writeln!(f, "%{i} = {}", inst_expr(inst))?;
+        if !self.arrays().is_empty() {
+            let lens: Vec<String> = self.arrays().iter().map(u32::to_string).collect();
+            write!(f, " arrays=[{}]", lens.join(", "))?;
         }
-        write!(f, "outputs")?;
-        for o in self.outputs() {
-            match *o {
-                Output::Value(v) => write!(f, " %{v}")?,
-                Output::Slice { array, start, len } => {
-                    write!(f, " a{array}[{start}..{}]", start as u64 + len as u64)?
-                }
-            }
-        }
-        writeln!(f)
-    }
-}
-
-/// A whitespace-separated token and its 1-based column.
-struct Token<'a> {
-    text: &'a str,
-    column: usize,
-}
-
-struct Line<'a> {
-    number: usize,
-    tokens: Vec<Token<'a>>,
-    end_column: usize,
-}
-
-impl<'a> Line<'a> {
-    fn split(number: usize, raw: &'a str) -> Line<'a> {
-        let code = raw.split(';').next().unwrap_or("");
-        let mut tokens = Vec::new();
-        let mut start = None;
-        for (i, ch) in code
-            .char_indices()
-            .chain(std::iter::once((code.len(), ' ')))
-        {
-            match (ch.is_whitespace(), start) {
-                (true, Some(s)) => {
-                    tokens.push(Token {
-                        text: &code[s..i],
-                        column: code[..s].chars().count() + 1,
-                    });
-                    start = None;
-                }
-                (false, None) => start = Some(i),
-                _ => {}
-            }
-        }
-        Line {
-            number,
-            tokens,
-            end_column: code.trim_end().chars().count() + 1,
-        }
-    }
-
-    fn error(&self, column: usize, message: impl Into<String>) -> Error {
-        Error::Parse {
-            line: self.number,
-            column,
-            message: message.into(),
-        }
-    }
-
-    /// Token `k`, or an error at the end of the line saying what was expected.
-    fn token(&self, k: usize, expected: &str) -> Result<&Token<'a>> {
-        self.tokens
-            .get(k)
-            .ok_or_else(|| self.error(self.end_column, format!("expected {expected}")))
-    }
-
-    fn no_more(&self, k: usize) -> Result<()> {
-        match self.tokens.get(k) {
-            Some(t) => Err(self.error(t.column, format!("unexpected `{}`", t.text))),
-            None => Ok(()),
-        }
-    }
-
-    fn number<T: FromStr>(&self, k: usize, what: &str) -> Result<T> {
-        let t = self.token(k, what)?;
-        t.text
-            .parse()
-            .map_err(|_| self.error(t.column, format!("expected {what}, found `{}`", t.text)))
-    }
-
-    fn value(&self, k: usize) -> Result<Value> {
-        let t = self.token(k, "a value like %3")?;
-        t.text
-            .strip_prefix('%')
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| {
-                self.error(
-                    t.column,
-                    format!("expected a value like %3, found `{}`", t.text),
-                )
-            })
-    }
-
-    fn key_count(&self, k: usize, key: &str) -> Result<usize> {
-        let t = self.token(k, &format!("{key}=N"))?;
-        t.text
-            .strip_prefix(key)
-            .and_then(|r| r.strip_prefix('='))
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| self.error(t.column, format!("expected {key}=N, found `{}`", t.text)))
+        writeln!(f)?;
+        write_block(f, self, 0)
     }
 }
 
@@ -165,185 +218,6 @@ impl FromStr for Tape {
 
     /// Parses the text form and verifies the result; errors carry line and column.
     fn from_str(s: &str) -> Result<Tape> {
-        let mut lines = s
-            .lines()
-            .enumerate()
-            .map(|(i, raw)| Line::split(i + 1, raw))
-            .filter(|l| !l.tokens.is_empty());
-        let header = lines.next().ok_or(Error::Parse {
-            line: 1,
-            column: 1,
-            message: "empty text: expected `tape inputs=N params=M`".into(),
-        })?;
-        let first = header.token(0, "`tape`")?;
-        if first.text != "tape" {
-            return Err(header.error(first.column, "expected `tape inputs=N params=M`"));
-        }
-        let n_inputs = header.key_count(1, "inputs")?;
-        let n_params = header.key_count(2, "params")?;
-        header.no_more(3)?;
-
-        let mut insts = Vec::new();
-        let mut inst_lines = Vec::new();
-        let mut outputs = None;
-        for line in lines {
-            let head = &line.tokens[0];
-            if outputs.is_some() {
-                return Err(line.error(head.column, "nothing may follow the `outputs` line"));
-            }
-            if head.text == "outputs" {
-                let outs = (1..line.tokens.len())
-                    .map(|k| line.value(k))
-                    .collect::<Result<Vec<_>>>()?;
-                outputs = Some(outs);
-                continue;
-            }
-            let index = line.value(0)?;
-            if index as usize != insts.len() {
-                return Err(line.error(
-                    head.column,
-                    format!(
-                        "expected %{} (instructions are numbered in order)",
-                        insts.len()
-                    ),
-                ));
-            }
-            let eq = line.token(1, "`=`")?;
-            if eq.text != "=" {
-                return Err(line.error(eq.column, format!("expected `=`, found `{}`", eq.text)));
-            }
-            let name = line.token(2, "an op name")?;
-            let op = Op::from_name(name.text)
-                .ok_or_else(|| line.error(name.column, format!("unknown op `{}`", name.text)))?;
-            let (inst, used) = match op.shape() {
-                Shape::Leaf => {
-                    let index = line.number(3, "an index")?;
-                    let inst = if op == Op::Input {
-                        Inst::input(index)
-                    } else {
-                        Inst::param(index)
-                    };
-                    (inst, 4)
-                }
-                Shape::Const => (Inst::constant(line.number(3, "a float")?), 4),
-                Shape::Values(n) => {
-                    let mut args = [0; 3];
-                    for (k, slot) in args.iter_mut().take(n).enumerate() {
-                        *slot = line.value(3 + k)?;
-                    }
-                    (Inst { op, args }, 3 + n)
-                }
-                Shape::ValueImm if op == Op::Guard => (
-                    Inst::guard(line.value(3)?, line.number(4, "true or false")?),
-                    5,
-                ),
-                Shape::ValueImm => (Inst::powi(line.value(3)?, line.number(4, "an i32")?), 5),
-                Shape::Loop | Shape::ArrayElem | Shape::ArrayStore => {
-                    return Err(line.error(
-                        name.column,
-                        "loops and arrays are not supported by the text parser yet",
-                    ))
-                }
-            };
-            line.no_more(used)?;
-            insts.push(inst);
-            inst_lines.push(line.number);
-        }
-        let outputs = outputs.ok_or(Error::Parse {
-            line: s.lines().count().max(1),
-            column: 1,
-            message: "missing the final `outputs %a %b ...` line".into(),
-        })?;
-        let tape = Tape::from_parts(insts, outputs, n_inputs, n_params);
-        tape.verify().map_err(|e| match e {
-            Error::InvalidTape { instr, message } => Error::Parse {
-                line: inst_lines
-                    .get(instr as usize)
-                    .copied()
-                    .unwrap_or_else(|| s.lines().count()),
-                column: 1,
-                message,
-            },
-            other => other,
-        })?;
-        Ok(tape)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SAMPLE: &str = "tape inputs=2 params=1
-%0 = input 0
-%1 = input 1
-%2 = param 0
-%3 = const 100.0
-%4 = mul %0 %1
-%5 = lt %4 %3
-%6 = guard %5 true
-%7 = powi %4 -2
-%8 = mul_add %7 %2 %3
-%9 = const -0.0
-%10 = const NaN
-%11 = const inf
-%12 = const 5e-324
-outputs %8 %4
-";
-
-    #[test]
-    fn round_trips_exactly() {
-        let tape: Tape = SAMPLE.parse().unwrap();
-        assert_eq!(tape.to_string(), SAMPLE);
-        assert_eq!(tape.to_string().parse::<Tape>().unwrap(), tape);
-        assert_eq!(tape.insts()[9].const_value().to_bits(), (-0.0f64).to_bits());
-        assert_eq!(tape.insts()[12].const_value(), 5e-324);
-    }
-
-    #[test]
-    fn comments_and_blank_lines_are_ignored() {
-        let text = "; a comment\n\ntape inputs=1 params=0 ; header\n%0 = input 0 ; x\noutputs %0\n";
-        let tape: Tape = text.parse().unwrap();
-        assert_eq!(tape.len(), 1);
-    }
-
-    fn error_at(text: &str) -> (usize, usize, String) {
-        match text.parse::<Tape>() {
-            Err(Error::Parse {
-                line,
-                column,
-                message,
-            }) => (line, column, message),
-            other => panic!("expected a parse error, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn errors_carry_line_and_column() {
-        let (l, c, m) =
-            error_at("tape inputs=1 params=0\n%0 = input 0\n%1 = frob %0\noutputs %1\n");
-        assert_eq!((l, c), (3, 6));
-        assert!(m.contains("unknown op `frob`"));
-
-        let (l, c, m) = error_at("tape inputs=1 params=0\n%0 = input 0\n%1 = add %0\noutputs %1\n");
-        assert_eq!((l, c), (3, 12));
-        assert!(m.contains("expected a value"));
-
-        let (l, c, _) = error_at("tape inputs=1 params=0\n%0 = input 0\n%2 = sin %0\n");
-        assert_eq!((l, c), (3, 1));
-
-        let (l, c, m) = error_at("tape inputs=x params=0\n");
-        assert_eq!((l, c), (1, 6));
-        assert!(m.contains("inputs=N"));
-
-        let (l, _, m) = error_at("tape inputs=1 params=0\n%0 = input 0\n%1 = sin %3\noutputs %1\n");
-        assert_eq!(l, 3);
-        assert!(m.contains("not defined before"));
-
-        let (_, _, m) = error_at("tape inputs=1 params=0\n%0 = input 0\n");
-        assert!(m.contains("outputs"));
-
-        let (l, c, _) = error_at("tape inputs=1 params=0\n%0 = const 1.0x\noutputs %0\n");
-        assert_eq!((l, c), (2, 12));
+        parse::parse(s)
     }
 }
