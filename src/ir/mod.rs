@@ -330,23 +330,6 @@ impl Tape {
                 .sum::<usize>()
     }
 
-    /// Assembles a straight-line tape from its parts (unverified).
-    pub(crate) fn from_parts(
-        insts: Vec<Inst>,
-        outputs: Vec<Value>,
-        n_inputs: usize,
-        n_params: usize,
-    ) -> Tape {
-        Tape::from_structured(
-            insts,
-            outputs.into_iter().map(Output::Value).collect(),
-            n_inputs,
-            n_params,
-            Vec::new(),
-            Vec::new(),
-        )
-    }
-
     /// Assembles a tape with loops and arrays from its parts (unverified).
     pub fn from_structured(
         insts: Vec<Inst>,

@@ -297,7 +297,8 @@ mod tests {
     use crate::ir::{Inst, Op, Tape};
 
     fn tape(insts: Vec<Inst>, outputs: Vec<u32>) -> Tape {
-        Tape::from_parts(insts, outputs, 1, 0)
+        let outputs = outputs.into_iter().map(crate::ir::Output::Value).collect();
+        Tape::from_structured(insts, outputs, 1, 0, Vec::new(), Vec::new())
     }
 
     #[test]
