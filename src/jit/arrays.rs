@@ -22,7 +22,9 @@ use crate::ir::{Access, Buffer, Loop, Op, Tape, WriteMode};
 use std::ops::Range;
 
 /// Most iterations a `Store` write is enumerated over to learn the elements
-/// it stores (beyond that it is assumed to store nothing: still correct).
+/// it stores, unless its array is larger (twice its length is allowed: the
+/// work then stays proportional to the memory the function uses anyway).
+/// Beyond that the write is assumed to store nothing: still correct.
 const ENUMERATION_LIMIT: u64 = 1 << 22;
 
 /// What a loop nest does to the arrays.
@@ -89,7 +91,7 @@ impl Coverage {
             .map(|(&s, &n)| (s, n))
             .collect();
         let total: u64 = dims.iter().map(|&(_, n)| n as u64).product();
-        if total > ENUMERATION_LIMIT {
+        if total > ENUMERATION_LIMIT.max(2 * self.lens[array as usize] as u64) {
             return;
         }
         let mut index = vec![0u32; dims.len()];

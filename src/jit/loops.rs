@@ -37,10 +37,23 @@ impl Lower<'_, '_> {
             .collect();
         let mut trips = frame.trips.clone();
         trips.push(lp.trips);
-        let mut index = frame.index.clone();
+        let context = format!("{}in the body of loop %{i}: ", frame.context);
+        // The body's frame at iteration number `at`, with these carried values.
+        let body = |at: Value, carried: Vec<Value>| {
+            let mut index = frame.index.clone();
+            index.push(at);
+            let inputs = carried.into_iter().chain(invariants.iter().copied());
+            Frame::body(
+                &lp.body,
+                inputs.collect(),
+                index,
+                trips.clone(),
+                context.clone(),
+            )
+        };
         let exits = if lp.trips == 1 {
-            index.push(self.b.ins().iconst(self.ptr, 0));
-            self.lower_body(lp, index, trips, init, invariants)
+            let zero = self.b.ins().iconst(self.ptr, 0);
+            self.lower_body(lp, body(zero, init))
         } else {
             let header = self.b.create_block();
             let exit = self.b.create_block();
@@ -57,8 +70,7 @@ impl Lower<'_, '_> {
             self.b.ins().jump(header, &args);
             self.b.switch_to_block(header);
             let params = self.b.block_params(header).to_vec();
-            index.push(params[0]);
-            let next = self.lower_body(lp, index, trips, params[1..].to_vec(), invariants);
+            let next = self.lower_body(lp, body(params[0], params[1..].to_vec()));
             let counter = self.b.ins().iadd_imm_s(params[0], 1);
             let more = self
                 .b
@@ -82,23 +94,16 @@ impl Lower<'_, '_> {
         frame.exits.insert(i as u32, exits);
     }
 
-    /// One iteration: reads, the body, writes. Returns the next carried values.
-    fn lower_body(
-        &mut self,
-        lp: &Loop,
-        index: Vec<Value>,
-        trips: Vec<u32>,
-        carried: Vec<Value>,
-        invariants: Vec<Value>,
-    ) -> Vec<Value> {
-        let n_carried = carried.len();
-        let mut inputs = carried;
-        inputs.extend(invariants);
+    /// One iteration of `lp` in the body's `frame` (whose inputs so far are
+    /// the carried values and invariants): reads, the body, writes. Returns
+    /// the next carried values.
+    fn lower_body(&mut self, lp: &Loop, mut body: Frame<'_>) -> Vec<Value> {
+        let n_carried = lp.n_carried();
         for r in &lp.reads {
-            let (addr, off, flags) = self.access(r, &index, &trips);
-            inputs.push(self.b.ins().load(types::F64, flags, addr, off));
+            let (addr, off, flags) = self.access(r, &body.index, &body.trips);
+            let v = self.b.ins().load(types::F64, flags, addr, off);
+            body.inputs.get_or_insert_with(Vec::new).push(v);
         }
-        let mut body = Frame::body(&lp.body, inputs, index, trips);
         for j in 0..lp.body.len() {
             self.lower_inst(&mut body, j);
         }

@@ -118,12 +118,21 @@ pub(super) struct Frame<'t> {
     pub trips: Vec<u32>,
     /// Guards of this tape lowered before the next one (its ordinal).
     guards_seen: usize,
+    /// Which body this is, for guard errors: empty at the root, else
+    /// `in the body of loop %i: ` for each enclosing loop, outermost first.
+    pub context: String,
 }
 
 impl<'t> Frame<'t> {
     /// A loop body with these inputs, inside loops with iteration numbers
-    /// `index` and trip counts `trips`.
-    pub fn body(tape: &'t Tape, inputs: Vec<Value>, index: Vec<Value>, trips: Vec<u32>) -> Self {
+    /// `index` and trip counts `trips`, described by `context` (see the field).
+    pub fn body(
+        tape: &'t Tape,
+        inputs: Vec<Value>,
+        index: Vec<Value>,
+        trips: Vec<u32>,
+        context: String,
+    ) -> Self {
         Frame {
             tape,
             start: 0,
@@ -135,6 +144,7 @@ impl<'t> Frame<'t> {
             index,
             trips,
             guards_seen: 0,
+            context,
         }
     }
 
@@ -207,6 +217,7 @@ impl ChunkLowering<'_, '_> {
             index: Vec::new(),
             trips: Vec::new(),
             guards_seen: guards_before,
+            context: String::new(),
         };
         for i in range {
             if let Some(v) = low.lower_inst(&mut root, i) {
@@ -353,7 +364,7 @@ impl<'b> Lower<'_, 'b> {
         self.guards.push(Error::GuardFailed {
             guard: frame.guards_seen,
             instr: i as u32,
-            detail: frame.tape.describe_guard(i as u32),
+            detail: format!("{}{}", frame.context, frame.tape.describe_guard(i as u32)),
         });
         frame.guards_seen += 1;
         let cond = self.truthy(frame, inst.args[0]);

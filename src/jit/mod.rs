@@ -358,3 +358,52 @@ outputs %10 %8 %0 %3
         assert_eq!(out, [3.0]);
     }
 }
+
+#[cfg(test)]
+mod slice_tests {
+    use super::*;
+    use crate::ir::Inst;
+
+    #[test]
+    fn slices_are_copied_across_the_output_split() {
+        let mut t = Tape::new(1, 0);
+        let a = t.add_array(4);
+        let b = t.add_array(3);
+        let x = t.push(Inst::input(0));
+        t.push_output(x);
+        t.push_output_entry(Output::Slice {
+            array: a,
+            start: 1,
+            len: 3,
+        });
+        t.push_output_entry(Output::Slice {
+            array: b,
+            start: 0,
+            len: 2,
+        });
+        let layout = Layout::plan(&t, 10);
+        let copy = |from, to, len, tail| SliceCopy {
+            from,
+            to,
+            len,
+            tail,
+        };
+        // Outputs: x, a[1..4] (1..4), b[0..2] (4..6); b starts at scratch 4.
+        assert_eq!(
+            slice_copies(&t, &layout, 6),
+            vec![copy(1, 1, 3, false), copy(4, 4, 2, false)]
+        );
+        assert_eq!(
+            slice_copies(&t, &layout, 2),
+            vec![
+                copy(1, 1, 1, false),
+                copy(2, 0, 2, true),
+                copy(4, 2, 2, true)
+            ]
+        );
+        assert_eq!(
+            slice_copies(&t, &layout, 0),
+            vec![copy(1, 1, 3, true), copy(4, 4, 2, true)]
+        );
+    }
+}

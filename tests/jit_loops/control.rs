@@ -77,47 +77,32 @@ fn guards_in_bodies_fail_at_some_iteration_like_the_interpreter() {
         pts.len()
     );
 
-    // The errors name the guard of the body they fail in, as the interpreter does.
+    // The errors name the guard of the body they fail in, and the loops
+    // around it, as the interpreter does.
     let code = jit::compile(&t).unwrap();
     let mut scratch = Vec::new();
+    let failure = |x: &[f64], p0: f64, scratch: &mut Vec<f64>| -> (usize, u32, String) {
+        match run(&code, x, &[p0], scratch) {
+            Err(Error::GuardFailed {
+                guard,
+                instr,
+                detail,
+            }) => (guard, instr, detail),
+            other => panic!("expected a guard failure, got {other:?}"),
+        }
+    };
     let x: Vec<f64> = (0..9).map(|i| i as f64).collect();
-    let body_guard = run(&code, &x, &[4.5], &mut scratch).unwrap_err();
-    assert!(
-        matches!(
-            body_guard,
-            Error::GuardFailed {
-                guard: 0,
-                instr: 4,
-                ..
-            }
-        ),
-        "{body_guard}"
-    );
     let shifted: Vec<f64> = x.iter().map(|v| v + 0.5).collect();
-    let nested_guard = run(&code, &shifted, &[100.0], &mut scratch).unwrap_err();
-    assert!(
-        matches!(
-            nested_guard,
-            Error::GuardFailed {
-                guard: 0,
-                instr: 3,
-                ..
-            }
-        ),
-        "{nested_guard}"
+    let body = "in the body of loop %1: %3 = lt %1 %2 was true at trace time";
+    let nested =
+        "in the body of loop %1: in the body of loop %5: %2 = eq %0 %1 was false at trace time";
+    let root = "%4 = lt %2 %3 was true at trace time";
+    assert_eq!(failure(&x, 4.5, &mut scratch), (0, 4, body.to_string()));
+    assert_eq!(
+        failure(&shifted, 100.0, &mut scratch),
+        (0, 3, nested.to_string())
     );
-    let root_guard = run(&code, &x, &[100.0], &mut scratch).unwrap_err();
-    assert!(
-        matches!(
-            root_guard,
-            Error::GuardFailed {
-                guard: 0,
-                instr: 5,
-                ..
-            }
-        ),
-        "{root_guard}"
-    );
+    assert_eq!(failure(&x, 100.0, &mut scratch), (0, 5, root.to_string()));
     // After failures, a passing call sees freshly reset arrays.
     let small: Vec<f64> = (0..9).map(|i| i as f64 * 0.25).collect();
     let got = run(&code, &small, &[100.0], &mut scratch).unwrap();
