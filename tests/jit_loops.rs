@@ -3,7 +3,16 @@
 //! under tiny and default chunks, both register allocators, and inputs and
 //! outputs split anywhere (inside strided ranges and slices too). The
 //! scratch buffer is reused dirty across calls, so that an array element
-//! left unreset shows.
+//! left unreset shows; inputs and outputs live in separate allocations per
+//! side of the split, so that reading the wrong buffer shows too.
+//!
+//! `jit_loops/`: `nests` (reductions, recurrences, nests two and three
+//! deep), `arrays` (writes of both modes, `elem`/`store`, slices), `control`
+//! (guards in bodies, one-trip loops, bodies beyond a chunk, input splits
+//! inside strided ranges), `random` (random loop tapes, before and after the
+//! optimizer). Here: the harness, the check that loops stay machine loops,
+//! and an ignored timing (`cargo test --release --test jit_loops --
+//! --ignored --nocapture`).
 
 use tapejit::ir::random::{random_value, Choices};
 use tapejit::ir::semantics::same;

@@ -274,7 +274,21 @@ fn random_loop_tapes_agree() {
     }
     // Guards fail at some points only, and the nests do run.
     let summary = format!("{loops} loops, {nested} nested, {failures} of 6000 points failed a guard, {work} instructions");
-    eprintln!("{summary}");
     assert!(loops > 500 && nested > 200, "{summary}");
     assert!(failures > 500 && failures < 3000, "{summary}");
+}
+
+/// What the optimizer makes of loop tapes (bodies simplified, dead loops,
+/// writes and arrays dropped) compiles and agrees too.
+#[test]
+fn optimized_random_loop_tapes_agree() {
+    let mut shrunk = 0;
+    for seed in 1000..1300u64 {
+        let t = random_loop_tape(seed);
+        let o = tapejit::opt::optimize(&t).unwrap();
+        shrunk += usize::from(o.static_len() < t.static_len());
+        let options = options_for(&o);
+        check_with(&o, &options[seed as usize % 7..][..1], &points(seed, &o, 8));
+    }
+    assert!(shrunk > 100, "{shrunk}");
 }
