@@ -90,9 +90,7 @@ impl Prepared {
         match engine {
             Engine::Interpreter => false,
             Engine::Jit => true,
-            Engine::Auto => {
-                self.tape.static_len() <= AUTO_JIT_MAX_LEN && !self.tape.has_structure()
-            }
+            Engine::Auto => self.tape.static_len() <= AUTO_JIT_MAX_LEN,
         }
     }
 

@@ -161,7 +161,8 @@ fn run(tape: &Tape, inputs: &[f64], env: &mut Env<'_>, frame: &mut [f64]) -> Res
                 let size = lp.body.n_inputs() + frame_len(&lp.body);
                 let start = next_frame;
                 next_frame += size;
-                run_loop(lp, v, env, &mut loop_frames[start..start + size])?;
+                run_loop(lp, v, env, &mut loop_frames[start..start + size])
+                    .map_err(|e| in_body(e, i))?;
                 // The loop's own slot remembers where its frame starts, for `loopout`.
                 f64::from_bits(start as u64)
             }
@@ -219,6 +220,24 @@ fn body_value(o: &Output) -> usize {
     match *o {
         Output::Value(v) => v as usize,
         Output::Slice { .. } => unreachable!("verified: loop bodies output values only"),
+    }
+}
+
+/// A guard failure inside the body of loop instruction `lp`: the guard's
+/// ordinal and instruction are the body's, its detail says which body
+/// (outermost loop first when nested).
+pub(crate) fn in_body(e: Error, lp: usize) -> Error {
+    match e {
+        Error::GuardFailed {
+            guard,
+            instr,
+            detail,
+        } => Error::GuardFailed {
+            guard,
+            instr,
+            detail: format!("in the body of loop %{lp}: {detail}"),
+        },
+        other => other,
     }
 }
 

@@ -4,14 +4,17 @@
 //! math without a machine instruction (exp, sin, powf, ...) is a call.
 //! Values defined in the chunk live in SSA registers; values from earlier
 //! chunks come from the scratch buffer (computed values) or are
-//! rematerialized (inputs, parameters, constants).
+//! rematerialized (inputs, parameters, constants). Loops (see `loops`)
+//! are lowered inline with their bodies, each body as a [`Frame`] of its
+//! own; array elements live in the scratch buffer after the slots.
 
 use super::layout::Layout;
 use super::math;
+use crate::error::Error;
 use crate::ir::{Inst, Op, Tape};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    types, AbiParam, BlockArg, FuncRef, InstBuilder, MemFlagsData, Signature, Value,
+    types, AbiParam, Block, BlockArg, FuncRef, InstBuilder, MemFlagsData, Signature, Type, Value,
 };
 use cranelift_frontend::FunctionBuilder;
 use cranelift_jit::JITModule;
@@ -70,158 +73,284 @@ pub(super) struct ChunkLowering<'a, 'b> {
     pub input_split: usize,
     /// Outputs below this index go to the head buffer, the rest to the tail.
     pub output_split: usize,
+    /// The error of every guard lowered so far, in all chunks: a failing
+    /// guard returns the status `index + 1`.
+    pub guards: &'a mut Vec<Error>,
+    /// Guards of the root tape before this chunk (for their ordinals).
+    pub guards_before: usize,
 }
 
-struct State {
-    range: Range<usize>,
-    values: Vec<Option<Value>>,
-    /// Conditions of compares in this chunk as machine booleans, to branch on directly.
-    bools: Vec<Option<Value>>,
-    imported: HashMap<u32, Value>,
+/// The state of one chunk function while it is lowered.
+pub(super) struct Lower<'a, 'b> {
+    pub b: FunctionBuilder<'b>,
+    module: &'a mut JITModule,
+    math: &'a MathDecls,
+    pub layout: &'a Layout,
+    pub input_split: usize,
+    guards: &'a mut Vec<Error>,
     funcs: HashMap<&'static str, FuncRef>,
-    ptrs: [Value; 6],
-    fail: cranelift_codegen::ir::Block,
+    /// The function's parameters, see the `INPUTS_HEAD`... constants.
+    pub ptrs: [Value; 6],
+    /// Returns its parameter as the status.
+    fail: Block,
+    /// The pointer type, also the type of loop counters.
+    pub ptr: Type,
 }
 
-const INPUTS_HEAD: usize = 0;
-const INPUTS_TAIL: usize = 1;
-const PARAMS: usize = 2;
+/// One tape being lowered: the chunk's part of the root tape, or a whole
+/// loop body (whose values all live in this function).
+pub(super) struct Frame<'t> {
+    pub tape: &'t Tape,
+    /// First instruction lowered here (`values` starts there).
+    start: usize,
+    values: Vec<Option<Value>>,
+    /// Conditions of compares as machine booleans, to branch on directly.
+    bools: Vec<Option<Value>>,
+    /// A body's inputs (carried, invariants, reads); `None` at the root.
+    pub inputs: Option<Vec<Value>>,
+    /// Root only: values of earlier chunks loaded or rematerialized here.
+    imported: HashMap<u32, Value>,
+    /// The final carried values of the loops run so far, by instruction.
+    pub exits: HashMap<u32, Vec<Value>>,
+    /// Iteration numbers (pointer-sized) of the enclosing loops, outermost first.
+    pub index: Vec<Value>,
+    /// Trip counts of the enclosing loops.
+    pub trips: Vec<u32>,
+    /// Guards of this tape lowered before the next one (its ordinal).
+    guards_seen: usize,
+    /// Which body this is, for guard errors: empty at the root, else
+    /// `in the body of loop %i: ` for each enclosing loop, outermost first.
+    pub context: String,
+}
+
+impl<'t> Frame<'t> {
+    /// A loop body with these inputs, inside loops with iteration numbers
+    /// `index` and trip counts `trips`, described by `context` (see the field).
+    pub fn body(
+        tape: &'t Tape,
+        inputs: Vec<Value>,
+        index: Vec<Value>,
+        trips: Vec<u32>,
+        context: String,
+    ) -> Self {
+        Frame {
+            tape,
+            start: 0,
+            values: vec![None; tape.len()],
+            bools: vec![None; tape.len()],
+            inputs: Some(inputs),
+            imported: HashMap::new(),
+            exits: HashMap::new(),
+            index,
+            trips,
+            guards_seen: 0,
+            context,
+        }
+    }
+
+    fn is_root(&self) -> bool {
+        self.inputs.is_none()
+    }
+}
+
+pub(super) const INPUTS_HEAD: usize = 0;
+pub(super) const INPUTS_TAIL: usize = 1;
+pub(super) const PARAMS: usize = 2;
 const OUTPUTS_HEAD: usize = 3;
 const OUTPUTS_TAIL: usize = 4;
-const SCRATCH: usize = 5;
+pub(super) const SCRATCH: usize = 5;
 
-impl<'b> ChunkLowering<'_, 'b> {
-    /// Emits the body for instructions `range`, storing outputs in `outputs` (value, index).
-    pub fn lower(mut self, range: Range<usize>, outputs: &[(u32, u32)]) {
-        let entry = self.b.create_block();
-        self.b.append_block_params_for_function_params(entry);
-        self.b.switch_to_block(entry);
-        let params = self.b.block_params(entry);
+/// Flags of loads from the inputs and parameters: nothing writes them
+/// during a call (Rust's borrows keep them apart from the outputs and
+/// scratch), so such loads are pure and Cranelift may merge them and hoist
+/// them out of loops.
+pub(super) fn readonly() -> MemFlagsData {
+    MemFlagsData::trusted().with_readonly().with_can_move()
+}
+
+impl ChunkLowering<'_, '_> {
+    /// Emits the body for root instructions `range`, storing outputs in
+    /// `outputs` (value, output index).
+    pub fn lower(self, range: Range<usize>, outputs: &[(u32, u32)]) {
+        let ChunkLowering {
+            mut b,
+            module,
+            math,
+            tape,
+            layout,
+            input_split,
+            output_split,
+            guards,
+            guards_before,
+        } = self;
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        let params = b.block_params(entry);
         let ptrs = [
             params[0], params[1], params[2], params[3], params[4], params[5],
         ];
-        let fail = self.b.create_block();
-        self.b.append_block_param(fail, types::I32);
-        let mut st = State {
-            values: vec![None; range.len()],
-            bools: vec![None; range.len()],
-            range: range.clone(),
-            imported: HashMap::new(),
+        let fail = b.create_block();
+        b.append_block_param(fail, types::I32);
+        b.set_cold_block(fail);
+        let ptr = module.target_config().pointer_type();
+        let mut low = Lower {
+            b,
+            module,
+            math,
+            layout,
+            input_split,
+            guards,
             funcs: HashMap::new(),
             ptrs,
             fail,
+            ptr,
+        };
+        let mut root = Frame {
+            tape,
+            start: range.start,
+            values: vec![None; range.len()],
+            bools: vec![None; range.len()],
+            inputs: None,
+            imported: HashMap::new(),
+            exits: HashMap::new(),
+            index: Vec::new(),
+            trips: Vec::new(),
+            guards_seen: guards_before,
+            context: String::new(),
         };
         for i in range {
-            let inst = self.tape.insts()[i];
-            if inst.op == Op::Guard {
-                self.guard(&mut st, i, &inst);
-                continue;
-            }
-            let v = self.inst(&mut st, i, &inst);
-            st.values[i - st.range.start] = Some(v);
-            if let Some(slot) = self.layout.slot(i) {
-                self.store(st.ptrs[SCRATCH], slot as usize, v);
+            if let Some(v) = low.lower_inst(&mut root, i) {
+                if let Some(slot) = layout.slot(i) {
+                    low.store(ptrs[SCRATCH], slot as i64, v);
+                }
             }
         }
         for &(v, k) in outputs {
-            let val = self.operand(&mut st, v);
+            let val = low.operand(&mut root, v);
             let k = k as usize;
-            let (base, index) = if k < self.output_split {
-                (st.ptrs[OUTPUTS_HEAD], k)
+            let (base, index) = if k < output_split {
+                (ptrs[OUTPUTS_HEAD], k)
             } else {
-                (st.ptrs[OUTPUTS_TAIL], k - self.output_split)
+                (ptrs[OUTPUTS_TAIL], k - output_split)
             };
-            self.store(base, index, val);
+            low.store(base, index as i64, val);
         }
-        let ok = self.b.ins().iconst(types::I32, 0);
-        self.b.ins().return_(&[ok]);
-        self.b.switch_to_block(fail);
-        let status = self.b.block_params(fail)[0];
-        self.b.ins().return_(&[status]);
-        self.b.seal_all_blocks();
-        let config = self.module.target_config();
-        self.b.finalize(config);
+        let ok = low.b.ins().iconst(types::I32, 0);
+        low.b.ins().return_(&[ok]);
+        low.b.switch_to_block(fail);
+        let status = low.b.block_params(fail)[0];
+        low.b.ins().return_(&[status]);
+        low.b.seal_all_blocks();
+        let config = low.module.target_config();
+        low.b.finalize(config);
     }
+}
 
-    fn address(&mut self, base: Value, index: usize) -> (Value, i32) {
-        let offset = index * 8;
-        match i32::try_from(offset) {
-            Ok(off) => (base, off),
-            Err(_) => {
-                let ptr = self.module.target_config().pointer_type();
-                let off = self.b.ins().iconst(ptr, offset as i64);
-                (self.b.ins().iadd(base, off), 0)
+impl<'b> Lower<'_, 'b> {
+    /// Lowers instruction `i` of `frame`, returning its value (`None` for
+    /// guards, stores and loops).
+    pub fn lower_inst(&mut self, frame: &mut Frame<'_>, i: usize) -> Option<Value> {
+        let inst = frame.tape.insts()[i];
+        match inst.op {
+            Op::Guard => self.guard(frame, i, &inst),
+            Op::Loop => self.lower_loop(frame, i),
+            Op::Store => {
+                let v = self.operand(frame, inst.args[2]);
+                let at = self.element(inst.args[0], inst.args[1] as i64);
+                self.store(self.ptrs[SCRATCH], at, v);
+            }
+            _ => {
+                let v = self.inst(frame, i, &inst);
+                frame.values[i - frame.start] = Some(v);
+                return Some(v);
             }
         }
+        None
     }
 
-    fn load(&mut self, base: Value, index: usize) -> Value {
-        let (addr, off) = self.address(base, index);
-        self.b
-            .ins()
-            .load(types::F64, MemFlagsData::trusted(), addr, off)
+    /// Scratch index of element `e` of array `array`.
+    pub fn element(&self, array: u32, e: i64) -> i64 {
+        self.layout.array_base[array as usize] as i64 + e
     }
 
-    /// Input `i`, from the head or the tail buffer.
-    fn input(&mut self, st: &State, i: usize) -> Value {
-        if i < self.input_split {
-            self.load(st.ptrs[INPUTS_HEAD], i)
-        } else {
-            self.load(st.ptrs[INPUTS_TAIL], i - self.input_split)
+    /// `base + bytes` as an address and an immediate offset.
+    pub fn address(&mut self, base: Value, bytes: i64) -> (Value, i32) {
+        match i32::try_from(bytes) {
+            Ok(off) => (base, off),
+            Err(_) => (self.b.ins().iadd_imm_s(base, bytes), 0),
         }
     }
 
-    fn store(&mut self, base: Value, index: usize, v: Value) {
-        let (addr, off) = self.address(base, index);
+    fn load(&mut self, flags: MemFlagsData, base: Value, index: i64) -> Value {
+        let (addr, off) = self.address(base, index * 8);
+        self.b.ins().load(types::F64, flags, addr, off)
+    }
+
+    /// Input `i` of the root tape, from the head or the tail buffer.
+    fn input(&mut self, i: usize) -> Value {
+        let (buffer, index) = if i < self.input_split {
+            (INPUTS_HEAD, i)
+        } else {
+            (INPUTS_TAIL, i - self.input_split)
+        };
+        self.load(readonly(), self.ptrs[buffer], index as i64)
+    }
+
+    fn store(&mut self, base: Value, index: i64, v: Value) {
+        let (addr, off) = self.address(base, index * 8);
         self.b.ins().store(MemFlagsData::trusted(), v, addr, off);
     }
 
-    /// The machine value of tape value `v` in this chunk.
-    fn operand(&mut self, st: &mut State, v: u32) -> Value {
+    /// The machine value of value `v` of `frame`'s tape.
+    pub fn operand(&mut self, frame: &mut Frame<'_>, v: u32) -> Value {
         let i = v as usize;
-        if st.range.contains(&i) {
-            return st.values[i - st.range.start].expect("operands precede their uses");
+        if i >= frame.start {
+            if let Some(val) = frame.values[i - frame.start] {
+                return val;
+            }
         }
-        if let Some(&val) = st.imported.get(&v) {
+        debug_assert!(frame.is_root(), "a body's operands precede their uses");
+        if let Some(&val) = frame.imported.get(&v) {
             return val;
         }
-        let inst = self.tape.insts()[i];
+        let inst = frame.tape.insts()[i];
         let val = match inst.op {
             Op::Const => self.b.ins().f64const(inst.const_value()),
-            Op::Input => self.input(st, inst.args[0] as usize),
-            Op::Param => self.load(st.ptrs[PARAMS], inst.args[0] as usize),
+            Op::Input => self.input(inst.args[0] as usize),
+            Op::Param => self.load(readonly(), self.ptrs[PARAMS], inst.args[0] as i64),
             _ => {
                 let slot = self
                     .layout
                     .slot(i)
                     .expect("values used across chunks have a slot");
-                self.load(st.ptrs[SCRATCH], slot as usize)
+                self.load(MemFlagsData::trusted(), self.ptrs[SCRATCH], slot as i64)
             }
         };
-        st.imported.insert(v, val);
+        frame.imported.insert(v, val);
         val
     }
 
     /// The machine boolean "`v` is true" (non-zero, NaN included).
-    fn truthy(&mut self, st: &mut State, v: u32) -> Value {
+    fn truthy(&mut self, frame: &mut Frame<'_>, v: u32) -> Value {
         let i = v as usize;
-        if st.range.contains(&i) {
-            if let Some(b) = st.bools[i - st.range.start] {
+        if i >= frame.start {
+            if let Some(b) = frame.bools[i - frame.start] {
                 return b;
             }
         }
-        let val = self.operand(st, v);
+        let val = self.operand(frame, v);
         let zero = self.b.ins().f64const(0.0);
         self.b.ins().fcmp(FloatCC::NotEqual, val, zero)
     }
 
-    fn call(&mut self, st: &mut State, name: &'static str, args: &[Value]) -> Value {
-        let func = match st.funcs.get(name) {
+    fn call(&mut self, name: &'static str, args: &[Value]) -> Value {
+        let func = match self.funcs.get(name) {
             Some(&f) => f,
             None => {
                 let id = self.math.ids[name];
                 let f = self.module.declare_func_in_func(id, self.b.func);
-                st.funcs.insert(name, f);
+                self.funcs.insert(name, f);
                 f
             }
         };
@@ -229,15 +358,23 @@ impl<'b> ChunkLowering<'_, 'b> {
         self.b.inst_results(call)[0]
     }
 
-    fn guard(&mut self, st: &mut State, i: usize, inst: &Inst) {
-        let cond = self.truthy(st, inst.args[0]);
+    /// Branches to the failure block, with this guard's status, unless
+    /// guard instruction `i` of `frame` holds.
+    fn guard(&mut self, frame: &mut Frame<'_>, i: usize, inst: &Inst) {
+        self.guards.push(Error::GuardFailed {
+            guard: frame.guards_seen,
+            instr: i as u32,
+            detail: format!("{}{}", frame.context, frame.tape.describe_guard(i as u32)),
+        });
+        frame.guards_seen += 1;
+        let cond = self.truthy(frame, inst.args[0]);
         let cont = self.b.create_block();
-        let status = self.b.ins().iconst(types::I32, i as i64 + 1);
+        let status = self.b.ins().iconst(types::I32, self.guards.len() as i64);
         let fail = [BlockArg::Value(status)];
         if inst.guard_expect() {
-            self.b.ins().brif(cond, cont, &[], st.fail, &fail);
+            self.b.ins().brif(cond, cont, &[], self.fail, &fail);
         } else {
-            self.b.ins().brif(cond, st.fail, &fail, cont, &[]);
+            self.b.ins().brif(cond, self.fail, &fail, cont, &[]);
         }
         self.b.switch_to_block(cont);
     }
@@ -252,23 +389,44 @@ impl<'b> ChunkLowering<'_, 'b> {
         self.b.ins().select(cond, one, zero)
     }
 
-    fn inst(&mut self, st: &mut State, i: usize, inst: &Inst) -> Value {
+    /// The value of instruction `i` of `frame` (not a guard, store or loop).
+    fn inst(&mut self, frame: &mut Frame<'_>, i: usize, inst: &Inst) -> Value {
         let op = inst.op;
+        let [x, y, z] = inst.args;
         match op {
             Op::Const => return self.b.ins().f64const(inst.const_value()),
-            Op::Input => return self.input(st, inst.args[0] as usize),
-            Op::Param => return self.load(st.ptrs[PARAMS], inst.args[0] as usize),
+            Op::Input => {
+                return match &frame.inputs {
+                    Some(inputs) => inputs[x as usize],
+                    None => self.input(x as usize),
+                }
+            }
+            Op::Param => return self.load(readonly(), self.ptrs[PARAMS], x as i64),
+            Op::Elem => {
+                let at = self.element(x, y as i64);
+                return self.load(MemFlagsData::trusted(), self.ptrs[SCRATCH], at);
+            }
+            Op::LoopOut => {
+                if let Some(exits) = frame.exits.get(&x) {
+                    return exits[y as usize];
+                }
+                let slot = self
+                    .layout
+                    .loop_slot(x, y)
+                    .expect("carried values read in another chunk have a slot");
+                return self.load(MemFlagsData::trusted(), self.ptrs[SCRATCH], slot as i64);
+            }
             Op::Select => {
-                let c = self.truthy(st, inst.args[0]);
-                let a = self.operand(st, inst.args[1]);
-                let b = self.operand(st, inst.args[2]);
+                let c = self.truthy(frame, x);
+                let a = self.operand(frame, y);
+                let b = self.operand(frame, z);
                 return self.b.ins().select(c, a, b);
             }
             _ => {}
         }
         let mut args = [Value::from_u32(0); 3];
         for (k, &v) in inst.operands().iter().enumerate() {
-            args[k] = self.operand(st, v);
+            args[k] = self.operand(frame, v);
         }
         let [a, b, c] = args;
         match op {
@@ -335,7 +493,7 @@ impl<'b> ChunkLowering<'_, 'b> {
                     _ => FloatCC::NotEqual,
                 };
                 let cond = self.ins().fcmp(cc, a, b);
-                st.bools[i - st.range.start] = Some(cond);
+                frame.bools[i - frame.start] = Some(cond);
                 self.flag(cond)
             }
             Op::Same => {
@@ -346,18 +504,18 @@ impl<'b> ChunkLowering<'_, 'b> {
                 let nb = self.ins().fcmp(FloatCC::Unordered, b, b);
                 let nans = self.ins().band(na, nb);
                 let cond = self.ins().bor(bits, nans);
-                st.bools[i - st.range.start] = Some(cond);
+                frame.bools[i - frame.start] = Some(cond);
                 self.flag(cond)
             }
             // Always the interpreter's own `f64::mul_add` (the C library's
             // `fma`): the fma instruction rounds the same, but can return a
             // NaN of another sign, which `signbit`/`copysign` would expose.
-            Op::MulAdd => self.call(st, math::MUL_ADD.0, &[a, b, c]),
+            Op::MulAdd => self.call(math::MUL_ADD.0, &[a, b, c]),
             _ => {
                 if let Some((name, _)) = math::unary(op) {
-                    self.call(st, name, &[a])
+                    self.call(name, &[a])
                 } else if let Some((name, _)) = math::binary(op) {
-                    self.call(st, name, &[a, b])
+                    self.call(name, &[a, b])
                 } else {
                     unreachable!("{op:?} has no lowering")
                 }

@@ -1,36 +1,38 @@
 //! The Cranelift backend: any verified tape becomes native code.
 //!
 //! A tape is split into chunks (see `layout`), each lowered inline to one
-//! Cranelift function (`lower`); a small Rust loop calls them in order. The
-//! native entry of a chunk is `(inputs, params, outputs, scratch) -> status`
-//! with raw `f64` buffers; [`JitFunction::run`] checks every length before
-//! entering native code. Status 0 is success, `k + 1` the failure of the guard
-//! at instruction `k`. Math without a machine instruction calls the wrappers
-//! in `math`, the same `f64` code the interpreter runs.
+//! Cranelift function (`lower`, and `loops` for structured loops, each a
+//! machine loop kept whole in one chunk); a small Rust loop calls them in
+//! order. The native entry of a chunk is `(inputs, params, outputs,
+//! scratch) -> status` with raw `f64` buffers; [`JitFunction::run`] checks
+//! every length before entering native code. Status 0 is success, `k + 1`
+//! the failure of the `k`-th guard compiled (root or loop body). Arrays live
+//! in the scratch buffer after the values crossing chunks; the elements
+//! whose initial `-0.0` may be read are reset before each call (`arrays`),
+//! and array slices are copied to the outputs after it. Math without a
+//! machine instruction calls the wrappers in `math`, the same `f64` code the
+//! interpreter runs.
 
+mod arrays;
+mod function;
 mod layout;
+mod loops;
 mod lower;
 mod math;
 
-use crate::error::{check_len, Error, Result};
-use crate::ir::{Op, Tape};
+use crate::error::{Error, Result};
+use crate::ir::{Op, Output, Tape};
 use cranelift_codegen::ir::UserFuncName;
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Linkage, Module};
+use function::{ChunkFn, SliceCopy};
+pub use function::{JitFunction, LENGTH_MISMATCH};
 use layout::Layout;
 use lower::{chunk_signature, ChunkLowering, MathDecls};
 use std::sync::OnceLock;
-
-/// The status [`JitFunction::call`] returns for a buffer of the wrong length.
-pub const LENGTH_MISMATCH: u32 = u32::MAX;
-
-/// Native entry of one chunk: input head and tail, params, output head and
-/// tail, scratch.
-type ChunkFn =
-    unsafe extern "C" fn(*const f64, *const f64, *const f64, *mut f64, *mut f64, *mut f64) -> i32;
 
 /// How to compile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,52 +59,6 @@ impl Default for JitOptions {
             single_pass_regalloc: false,
             input_split: None,
             output_split: None,
-        }
-    }
-}
-
-/// A tape compiled to native code.
-///
-/// Owns its machine code and frees it when dropped. Evaluations only read
-/// the code, so it is `Send + Sync`.
-pub struct JitFunction {
-    module: Option<JITModule>,
-    chunks: Vec<ChunkFn>,
-    n_inputs: usize,
-    n_params: usize,
-    n_outputs: usize,
-    input_split: usize,
-    output_split: usize,
-    n_slots: usize,
-    /// Guard instruction index, ordinal and description, for errors.
-    guards: Vec<(u32, String)>,
-    code_bytes: usize,
-}
-
-// SAFETY: after `finalize_definitions` the module is never mutated again
-// (only dropped), and the chunk pointers refer to immutable machine code that
-// touches nothing but the buffers passed to each call. Sharing or sending
-// the handle across threads therefore cannot race.
-unsafe impl Send for JitFunction {}
-// SAFETY: see `Send`; `run` takes `&self` and mutates only caller buffers.
-unsafe impl Sync for JitFunction {}
-
-impl std::fmt::Debug for JitFunction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JitFunction")
-            .field("chunks", &self.chunks.len())
-            .field("n_slots", &self.n_slots)
-            .field("code_bytes", &self.code_bytes)
-            .finish()
-    }
-}
-
-impl Drop for JitFunction {
-    fn drop(&mut self) {
-        if let Some(module) = self.module.take() {
-            // SAFETY: the chunk pointers die with `self`; no call can be in
-            // flight because `run` borrows `self`.
-            unsafe { module.free_memory() };
         }
     }
 }
@@ -178,7 +134,7 @@ pub fn compile_with(tape: &Tape, options: JitOptions) -> Result<JitFunction> {
     }
     let mut module = new_module(options)?;
     let result = define_chunks(&mut module, tape, options, splits, None);
-    let (layout, ids, code_bytes) = match result {
+    let defined = match result {
         Ok(r) => r,
         Err(e) => {
             // SAFETY: nothing compiled in this module has been handed out.
@@ -186,7 +142,8 @@ pub fn compile_with(tape: &Tape, options: JitOptions) -> Result<JitFunction> {
             return Err(e);
         }
     };
-    let chunks = ids
+    let chunks = defined
+        .ids
         .into_iter()
         .map(|id| {
             let ptr = module.get_finalized_function(id);
@@ -195,13 +152,7 @@ pub fn compile_with(tape: &Tape, options: JitOptions) -> Result<JitFunction> {
             unsafe { std::mem::transmute::<*const u8, ChunkFn>(ptr) }
         })
         .collect();
-    let guards = tape
-        .insts()
-        .iter()
-        .enumerate()
-        .filter(|(_, inst)| inst.op == Op::Guard)
-        .map(|(i, _)| (i as u32, tape.describe_guard(i as u32)))
-        .collect();
+    let layout = defined.layout;
     Ok(JitFunction {
         module: Some(module),
         chunks,
@@ -210,10 +161,53 @@ pub fn compile_with(tape: &Tape, options: JitOptions) -> Result<JitFunction> {
         n_outputs: tape.n_outputs(),
         input_split: splits.0,
         output_split: splits.1,
-        n_slots: layout.n_slots,
-        guards,
-        code_bytes,
+        scratch_len: layout.scratch_len,
+        resets: arrays::resets(tape, &layout.array_base),
+        slices: slice_copies(tape, &layout, splits.1),
+        guards: defined.guards,
+        code_bytes: defined.code_bytes,
     })
+}
+
+/// The array slices among the outputs of `tape`, as copies from scratch to
+/// the output buffers split at `output_split`.
+fn slice_copies(tape: &Tape, layout: &Layout, output_split: usize) -> Vec<SliceCopy> {
+    let mut copies = Vec::new();
+    let mut k = 0;
+    for out in tape.outputs() {
+        if let Output::Slice { array, start, len } = *out {
+            let from = layout.array_base[array as usize] + start as usize;
+            let len = len as usize;
+            let head = output_split.saturating_sub(k).min(len);
+            if head > 0 {
+                copies.push(SliceCopy {
+                    from,
+                    to: k,
+                    len: head,
+                    tail: false,
+                });
+            }
+            if head < len {
+                copies.push(SliceCopy {
+                    from: from + head,
+                    to: k + head - output_split,
+                    len: len - head,
+                    tail: true,
+                });
+            }
+        }
+        k += out.len();
+    }
+    copies
+}
+
+/// What [`define_chunks`] made: the chunks' functions (finalized), and what
+/// the [`JitFunction`] needs to run them.
+struct Defined {
+    layout: Layout,
+    ids: Vec<cranelift_module::FuncId>,
+    code_bytes: usize,
+    guards: Vec<Error>,
 }
 
 /// Lowers and defines every chunk, then finalizes the module.
@@ -223,22 +217,24 @@ fn define_chunks(
     options: JitOptions,
     (input_split, output_split): (usize, usize),
     mut listing: Option<&mut String>,
-) -> Result<(Layout, Vec<cranelift_module::FuncId>, usize)> {
+) -> Result<Defined> {
     let layout = Layout::plan(tape, options.chunk_len);
     let math = MathDecls::declare(module).map_err(|e| jit_error("declaring math", e))?;
     let mut outputs_by_chunk: Vec<Vec<(u32, u32)>> = vec![Vec::new(); layout.chunks.len().max(1)];
-    let values = tape
-        .output_values()
-        .filter(|_| !tape.has_structure())
-        .ok_or_else(|| Error::Unsupported("the JIT does not compile loops or arrays yet".into()))?;
-    for (k, &v) in values.iter().enumerate() {
-        outputs_by_chunk[v as usize / options.chunk_len.max(1)].push((v, k as u32));
+    let mut k = 0;
+    for out in tape.outputs() {
+        if let Output::Value(v) = *out {
+            outputs_by_chunk[layout.chunk_of(v as usize)].push((v, k as u32));
+        }
+        k += out.len();
     }
     let sig = chunk_signature(module);
     let mut ctx = module.make_context();
     let mut fctx = FunctionBuilderContext::new();
     let mut ids = Vec::new();
     let mut code_bytes = 0;
+    let mut guards = Vec::new();
+    let mut root_guards = 0;
     let ranges = if layout.chunks.is_empty() {
         std::iter::once(0..0).collect()
     } else {
@@ -250,6 +246,11 @@ fn define_chunks(
             .map_err(|e| jit_error("declaring", e))?;
         ctx.func.signature = sig.clone();
         ctx.func.name = UserFuncName::user(0, id.as_u32());
+        let guards_before = root_guards;
+        root_guards += tape.insts()[range.clone()]
+            .iter()
+            .filter(|i| i.op == Op::Guard)
+            .count();
         ChunkLowering {
             b: FunctionBuilder::new(&mut ctx.func, &mut fctx),
             module,
@@ -258,6 +259,8 @@ fn define_chunks(
             layout: &layout,
             input_split,
             output_split,
+            guards: &mut guards,
+            guards_before,
         }
         .lower(range, &outputs_by_chunk[c]);
         if let Some(text) = listing.as_deref_mut() {
@@ -274,7 +277,12 @@ fn define_chunks(
     module
         .finalize_definitions()
         .map_err(|e| jit_error("linking", e))?;
-    Ok((layout, ids, code_bytes))
+    Ok(Defined {
+        layout,
+        ids,
+        code_bytes,
+        guards,
+    })
 }
 
 /// The Cranelift IR a tape lowers to (before Cranelift's own optimizations),
@@ -288,143 +296,6 @@ pub fn cranelift_ir(tape: &Tape, options: JitOptions) -> Result<String> {
     // SAFETY: no pointer into this module's code was handed out.
     unsafe { module.free_memory() };
     result.map(|_| text)
-}
-
-impl JitFunction {
-    /// Number of active inputs the compiled tape reads.
-    pub fn n_inputs(&self) -> usize {
-        self.n_inputs
-    }
-
-    /// Number of outputs.
-    pub fn n_outputs(&self) -> usize {
-        self.n_outputs
-    }
-
-    /// Bytes of machine code.
-    pub fn code_bytes(&self) -> usize {
-        self.code_bytes
-    }
-
-    /// Number of Cranelift functions the tape was split into.
-    pub fn n_chunks(&self) -> usize {
-        self.chunks.len()
-    }
-
-    /// `f64`s of scratch memory one evaluation needs.
-    pub fn scratch_len(&self) -> usize {
-        self.n_slots
-    }
-
-    /// Evaluates on `inputs` and `params` into `out`; `scratch` is resized as
-    /// needed and can be reused across calls. On a failed guard, returns the
-    /// same [`Error::GuardFailed`] as the interpreter (`out` is then unspecified).
-    pub fn run(
-        &self,
-        inputs: &[f64],
-        params: &[f64],
-        out: &mut [f64],
-        scratch: &mut Vec<f64>,
-    ) -> Result<()> {
-        let status = self.call(inputs, params, out, scratch);
-        self.result(status, inputs.len(), params.len(), out.len())
-    }
-
-    /// [`JitFunction::run`] returning a raw status (`0` success,
-    /// [`LENGTH_MISMATCH`], or `k + 1` for the guard at instruction `k`): a
-    /// register-sized result keeps the call path of tiny functions short.
-    /// Turn it into a `Result` with [`JitFunction::result`].
-    #[inline]
-    pub fn call(
-        &self,
-        inputs: &[f64],
-        params: &[f64],
-        out: &mut [f64],
-        scratch: &mut Vec<f64>,
-    ) -> u32 {
-        if inputs.len() != self.n_inputs || out.len() != self.n_outputs {
-            return LENGTH_MISMATCH;
-        }
-        let (in_head, in_tail) = inputs.split_at(self.input_split);
-        let (out_head, out_tail) = out.split_at_mut(self.output_split);
-        self.call_parts(in_head, in_tail, params, out_head, out_tail, scratch)
-    }
-
-    /// [`JitFunction::call`] with the inputs and outputs each in two buffers,
-    /// split where [`JitOptions`] said: no copying to join them.
-    #[inline]
-    pub fn call_parts(
-        &self,
-        inputs_head: &[f64],
-        inputs_tail: &[f64],
-        params: &[f64],
-        outputs_head: &mut [f64],
-        outputs_tail: &mut [f64],
-        scratch: &mut Vec<f64>,
-    ) -> u32 {
-        if inputs_head.len() != self.input_split
-            || inputs_tail.len() != self.n_inputs - self.input_split
-            || params.len() != self.n_params
-            || outputs_head.len() != self.output_split
-            || outputs_tail.len() != self.n_outputs - self.output_split
-        {
-            return LENGTH_MISMATCH;
-        }
-        if scratch.len() < self.n_slots {
-            scratch.resize(self.n_slots, 0.0);
-        }
-        for chunk in &self.chunks {
-            // SAFETY: every length the code indexes was checked above: the
-            // tape verified, so its input, param and output indices are below
-            // the checked lengths of the buffers they are split across, and
-            // scratch slots are below `n_slots <= scratch.len()`. The code
-            // writes only the output buffers and `scratch`.
-            let status = unsafe {
-                chunk(
-                    inputs_head.as_ptr(),
-                    inputs_tail.as_ptr(),
-                    params.as_ptr(),
-                    outputs_head.as_mut_ptr(),
-                    outputs_tail.as_mut_ptr(),
-                    scratch.as_mut_ptr(),
-                )
-            };
-            if status != 0 {
-                return status as u32;
-            }
-        }
-        0
-    }
-
-    /// The `Result` of a [`JitFunction::call`] status, given the lengths passed.
-    /// `inputs`, `params` and `outputs` are the total lengths passed.
-    pub fn result(&self, status: u32, inputs: usize, params: usize, outputs: usize) -> Result<()> {
-        match status {
-            0 => Ok(()),
-            LENGTH_MISMATCH => {
-                check_len("inputs", inputs, self.n_inputs)?;
-                check_len("params", params, self.n_params)?;
-                check_len("outputs", outputs, self.n_outputs)?;
-                Err(Error::Unsupported(
-                    "inputs or outputs split differently from how the function was compiled".into(),
-                ))
-            }
-            guard => Err(self.guard_error(guard - 1)),
-        }
-    }
-
-    fn guard_error(&self, instr: u32) -> Error {
-        let ordinal = self.guards.partition_point(|(i, _)| *i < instr);
-        let detail = self
-            .guards
-            .get(ordinal)
-            .map_or_else(String::new, |(_, d)| d.clone());
-        Error::GuardFailed {
-            guard: ordinal,
-            instr,
-            detail,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -485,5 +356,54 @@ outputs %10 %8 %0 %3
         let mut out = [0.0];
         f.run(&[3.0], &[], &mut out, &mut s).unwrap();
         assert_eq!(out, [3.0]);
+    }
+}
+
+#[cfg(test)]
+mod slice_tests {
+    use super::*;
+    use crate::ir::Inst;
+
+    #[test]
+    fn slices_are_copied_across_the_output_split() {
+        let mut t = Tape::new(1, 0);
+        let a = t.add_array(4);
+        let b = t.add_array(3);
+        let x = t.push(Inst::input(0));
+        t.push_output(x);
+        t.push_output_entry(Output::Slice {
+            array: a,
+            start: 1,
+            len: 3,
+        });
+        t.push_output_entry(Output::Slice {
+            array: b,
+            start: 0,
+            len: 2,
+        });
+        let layout = Layout::plan(&t, 10);
+        let copy = |from, to, len, tail| SliceCopy {
+            from,
+            to,
+            len,
+            tail,
+        };
+        // Outputs: x, a[1..4] (1..4), b[0..2] (4..6); b starts at scratch 4.
+        assert_eq!(
+            slice_copies(&t, &layout, 6),
+            vec![copy(1, 1, 3, false), copy(4, 4, 2, false)]
+        );
+        assert_eq!(
+            slice_copies(&t, &layout, 2),
+            vec![
+                copy(1, 1, 1, false),
+                copy(2, 0, 2, true),
+                copy(4, 2, 2, true)
+            ]
+        );
+        assert_eq!(
+            slice_copies(&t, &layout, 0),
+            vec![copy(1, 1, 3, true), copy(4, 4, 2, true)]
+        );
     }
 }

@@ -1,0 +1,189 @@
+//! Lowering structured loops: a real machine loop per [`Loop`], its body
+//! lowered inline once.
+//!
+//! ```text
+//!     jump header(0, init...)
+//! header(i, carried...):           ; the body, then the back edge
+//!     reads at i                   ; strided loads
+//!     body instructions            ; guards branch to the failure block
+//!     writes at i                  ; strided stores / load-add-stores
+//!     brif i + 1 < trips, header(i + 1, next...), exit(next...)
+//! exit(final...):                  ; `loopout` reads these
+//! ```
+//!
+//! A loop of one trip is lowered straight, with iteration number 0.
+//! Strided accesses address `base + (offset + Σ stride_d * i_d) * 8`, the
+//! constant part folded into the memory instruction's offset. Reads of the
+//! inputs pick the head or tail buffer at compile time when the whole range
+//! of the access lies on one side of the split, per iteration otherwise.
+
+use super::lower::{readonly, Frame, Lower, INPUTS_HEAD, INPUTS_TAIL, PARAMS, SCRATCH};
+use crate::ir::{Access, Buffer, Loop, WriteMode};
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{types, BlockArg, InstBuilder, MemFlagsData, Value};
+
+impl Lower<'_, '_> {
+    /// Lowers loop instruction `i` of `frame`: runs it, records its final
+    /// carried values for `loopout`, and (at the root) stores those read by
+    /// later chunks.
+    pub fn lower_loop(&mut self, frame: &mut Frame<'_>, i: usize) {
+        let tape = frame.tape;
+        let lp = tape.loop_of(&tape.insts()[i]);
+        let init: Vec<Value> = lp.init.iter().map(|&v| self.operand(frame, v)).collect();
+        let invariants: Vec<Value> = lp
+            .invariants
+            .iter()
+            .map(|&v| self.operand(frame, v))
+            .collect();
+        let mut trips = frame.trips.clone();
+        trips.push(lp.trips);
+        let context = format!("{}in the body of loop %{i}: ", frame.context);
+        // The body's frame at iteration number `at`, with these carried values.
+        let body = |at: Value, carried: Vec<Value>| {
+            let mut index = frame.index.clone();
+            index.push(at);
+            let inputs = carried.into_iter().chain(invariants.iter().copied());
+            Frame::body(
+                &lp.body,
+                inputs.collect(),
+                index,
+                trips.clone(),
+                context.clone(),
+            )
+        };
+        let exits = if lp.trips == 1 {
+            let zero = self.b.ins().iconst(self.ptr, 0);
+            self.lower_body(lp, body(zero, init))
+        } else {
+            let header = self.b.create_block();
+            let exit = self.b.create_block();
+            self.b.append_block_param(header, self.ptr);
+            for _ in &init {
+                self.b.append_block_param(header, types::F64);
+                self.b.append_block_param(exit, types::F64);
+            }
+            let zero = self.b.ins().iconst(self.ptr, 0);
+            let args: Vec<BlockArg> = std::iter::once(zero)
+                .chain(init)
+                .map(BlockArg::Value)
+                .collect();
+            self.b.ins().jump(header, &args);
+            self.b.switch_to_block(header);
+            let params = self.b.block_params(header).to_vec();
+            let next = self.lower_body(lp, body(params[0], params[1..].to_vec()));
+            let counter = self.b.ins().iadd_imm_s(params[0], 1);
+            let more = self
+                .b
+                .ins()
+                .icmp_imm_s(IntCC::UnsignedLessThan, counter, lp.trips as i64);
+            let out: Vec<BlockArg> = next.iter().copied().map(BlockArg::Value).collect();
+            let back: Vec<BlockArg> = std::iter::once(BlockArg::Value(counter))
+                .chain(out.iter().copied())
+                .collect();
+            self.b.ins().brif(more, header, &back, exit, &out);
+            self.b.switch_to_block(exit);
+            self.b.block_params(exit).to_vec()
+        };
+        if frame.inputs.is_none() {
+            for &(k, slot) in self.layout.loop_slots(i) {
+                let (addr, off) = self.address(self.ptrs[SCRATCH], slot as i64 * 8);
+                let v = exits[k as usize];
+                self.b.ins().store(MemFlagsData::trusted(), v, addr, off);
+            }
+        }
+        frame.exits.insert(i as u32, exits);
+    }
+
+    /// One iteration of `lp` in the body's `frame` (whose inputs so far are
+    /// the carried values and invariants): reads, the body, writes. Returns
+    /// the next carried values.
+    fn lower_body(&mut self, lp: &Loop, mut body: Frame<'_>) -> Vec<Value> {
+        let n_carried = lp.n_carried();
+        for r in &lp.reads {
+            let (addr, off, flags) = self.access(r, &body.index, &body.trips);
+            let v = self.b.ins().load(types::F64, flags, addr, off);
+            body.inputs.get_or_insert_with(Vec::new).push(v);
+        }
+        for j in 0..lp.body.len() {
+            self.lower_inst(&mut body, j);
+        }
+        let mut outs: Vec<Value> = lp
+            .body
+            .outputs()
+            .iter()
+            .map(|o| {
+                let v = o.value().expect("verified: bodies output values");
+                self.operand(&mut body, v)
+            })
+            .collect();
+        for (w, &x) in lp.writes.iter().zip(&outs[n_carried..]) {
+            let (addr, off, flags) = self.access(&w.access, &body.index, &body.trips);
+            let x = match w.mode {
+                WriteMode::Store => x,
+                WriteMode::Add => {
+                    let old = self.b.ins().load(types::F64, flags, addr, off);
+                    self.b.ins().fadd(old, x)
+                }
+            };
+            self.b.ins().store(flags, x, addr, off);
+        }
+        outs.truncate(n_carried);
+        outs
+    }
+
+    /// The address (value and immediate offset) of `a` at iteration numbers
+    /// `index` of loops with `trips`, and the flags to access it with.
+    fn access(&mut self, a: &Access, index: &[Value], trips: &[u32]) -> (Value, i32, MemFlagsData) {
+        // Σ stride_d * i_d over the loops that move the element, in elements.
+        let mut moving: Option<Value> = None;
+        for ((&s, &n), &i) in a.strides.iter().zip(trips).zip(index) {
+            if s == 0 || n == 1 {
+                continue;
+            }
+            let term = if s == 1 {
+                i
+            } else {
+                self.b.ins().imul_imm_s(i, s)
+            };
+            moving = Some(match moving {
+                None => term,
+                Some(sum) => self.b.ins().iadd(sum, term),
+            });
+        }
+        let (base, first, flags) = match a.buffer {
+            Buffer::Param => (self.ptrs[PARAMS], a.offset, readonly()),
+            Buffer::Array(k) => (
+                self.ptrs[SCRATCH],
+                self.element(k, a.offset),
+                MemFlagsData::trusted(),
+            ),
+            Buffer::Input => {
+                let split = self.input_split as i64;
+                let (lo, hi) = a.range(trips);
+                if hi < split {
+                    (self.ptrs[INPUTS_HEAD], a.offset, readonly())
+                } else if lo >= split {
+                    (self.ptrs[INPUTS_TAIL], a.offset - split, readonly())
+                } else {
+                    // The range straddles the split, so some loop moves the element.
+                    let sum = moving.expect("a range of two or more elements");
+                    let e = self.b.ins().iadd_imm_s(sum, a.offset);
+                    let in_head = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, e, split);
+                    // `tail - split * 8`: element `e >= split` is at `e * 8` from it.
+                    let tail = self.b.ins().iadd_imm_s(self.ptrs[INPUTS_TAIL], -split * 8);
+                    let base = self.b.ins().select(in_head, self.ptrs[INPUTS_HEAD], tail);
+                    (base, a.offset, readonly())
+                }
+            }
+        };
+        let addr = match moving {
+            None => base,
+            Some(sum) => {
+                let bytes = self.b.ins().ishl_imm_u(sum, 3);
+                self.b.ins().iadd(base, bytes)
+            }
+        };
+        let (addr, off) = self.address(addr, first * 8);
+        (addr, off, flags)
+    }
+}
