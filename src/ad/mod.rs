@@ -6,6 +6,7 @@
 //! differentiated again like any other: the HVP tape is
 //! `forward(reverse(f))`.
 
+pub mod checkpoint;
 mod emit;
 pub mod forward;
 mod loops;
