@@ -58,6 +58,7 @@ pub mod rng;
 pub mod suite;
 mod trace;
 
+pub use ad::MemoryBudget;
 pub use api::{
     grad, grad_with_params, Engine, Function, Grad, GradWithParams, Options, WithParams,
     AUTO_JIT_MAX_LEN, JACOBIAN_TAPE_MAX_WORK,

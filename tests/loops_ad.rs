@@ -173,3 +173,53 @@ fn forward_mode_and_hessians_go_through_loops() {
         assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
     }
 }
+
+#[test]
+fn checkpointed_gradients_equal_stored_states_bit_for_bit() {
+    use tapejit::MemoryBudget;
+    let x = LORENZ_DEFAULT_INPUT;
+    for steps in [1usize, 2, 7, 1000] {
+        let tape = trace_scalar(&x, &[], |x, _| lorenz_rk4_fold(x, steps)).unwrap();
+        let with = |budget| {
+            let options = tapejit::Options {
+                memory_budget: budget,
+                engine: Engine::Interpreter,
+                ..tapejit::Options::default()
+            };
+            Function::from_tape_with(tape.clone(), options).unwrap()
+        };
+        let all = with(MemoryBudget::Unlimited);
+        assert!(all.gradient_tape().unwrap().checkpoints().is_empty());
+        let (v0, g0) = gradient(&all, &x);
+        for budget in [
+            MemoryBudget::Snapshots(1),
+            MemoryBudget::Snapshots(3),
+            MemoryBudget::Bytes(24 * 10),
+        ] {
+            let f = with(budget);
+            let cps = f.gradient_tape().unwrap().checkpoints().len();
+            if steps == 1000 {
+                assert_eq!(cps, 1, "{budget:?}: 1000 steps exceed the budget");
+            }
+            let (v, g) = gradient(&f, &x);
+            assert_eq!(v.to_bits(), v0.to_bits());
+            for (a, b) in g.iter().zip(&g0) {
+                assert_eq!(a.to_bits(), b.to_bits(), "{budget:?}, {steps} steps");
+            }
+        }
+    }
+    let err = match Function::from_tape_with(
+        trace_scalar(&x, &[], |x, _| lorenz_rk4_fold(x, 10)).unwrap(),
+        tapejit::Options {
+            memory_budget: MemoryBudget::Bytes(16),
+            ..tapejit::Options::default()
+        },
+    ) {
+        Ok(_) => panic!("a budget below one snapshot is an error"),
+        Err(e) => e,
+    };
+    assert!(
+        err.to_string().contains("smaller than one snapshot"),
+        "{err}"
+    );
+}

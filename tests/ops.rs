@@ -868,6 +868,7 @@ fn nan_signs_agree_between_engines() {
         let options = Options {
             optimize: false,
             engine: Engine::Jit,
+            ..Options::default()
         };
         let f = Function::from_tape_with(t.clone(), options).unwrap();
         let mut points: Vec<Vec<f64>> = vec![vec![]];

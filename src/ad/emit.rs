@@ -1,6 +1,6 @@
 //! Building derived tapes: an instruction sink with shared constants.
 
-use crate::ir::{Inst, Loop, Op, Output, Tape, Value};
+use crate::ir::{Checkpoint, Inst, Loop, Op, Output, Tape, Value};
 use std::collections::HashMap;
 
 /// Appends instructions to a tape under construction, reusing constants.
@@ -9,6 +9,8 @@ pub(crate) struct Emitter {
     constants: HashMap<u64, Value>,
     /// The loop table of the tape under construction.
     pub loops: Vec<Loop>,
+    /// Its checkpoint table.
+    checkpoints: Vec<Checkpoint>,
 }
 
 impl Emitter {
@@ -26,6 +28,7 @@ impl Emitter {
             insts: prefix.to_vec(),
             constants,
             loops: Vec::new(),
+            checkpoints: Vec::new(),
         }
     }
 
@@ -33,7 +36,16 @@ impl Emitter {
     pub fn starting_with_tape(tape: &Tape) -> Emitter {
         let mut e = Emitter::starting_with(tape.insts());
         e.loops = tape.loops().to_vec();
+        e.checkpoints = tape.checkpoints().to_vec();
         e
+    }
+
+    /// Emits `lp`, run by the binomial schedule of `cp`.
+    pub fn push_checkpointed_loop(&mut self, lp: Loop, cp: Checkpoint) -> Value {
+        let v = self.push_loop(lp);
+        self.checkpoints.push(cp);
+        self.insts[v as usize].args[1] = self.checkpoints.len() as u32;
+        v
     }
 
     /// Adds `lp` to the loop table and emits the instruction running it.
@@ -116,5 +128,6 @@ impl Emitter {
         arrays: Vec<u32>,
     ) -> Tape {
         Tape::from_structured(self.insts, outputs, n_inputs, n_params, self.loops, arrays)
+            .with_checkpoints(self.checkpoints)
     }
 }

@@ -14,10 +14,13 @@
 //! adjoint, which is then reset, since the element's earlier value was
 //! overwritten.
 
+use super::budget::MemoryBudget;
 use super::emit::Emitter;
 use super::reverse::{read_is_active, sweep, Seed};
 use super::rules;
-use crate::ir::{Access, ArrayId, Buffer, Inst, Loop, Op, Tape, Value, Write, WriteMode};
+use crate::ir::{
+    Access, ArrayId, Buffer, Checkpoint, Inst, Loop, Op, Tape, Value, Write, WriteMode,
+};
 
 /// The arrays of the adjoint tape under construction: the primal's, their
 /// adjoints (made on first use), the adjoint of the root's inputs, and the
@@ -29,11 +32,14 @@ pub(super) struct ArrayAdjoints {
     input_adjoint: Option<ArrayId>,
     n_root_inputs: u32,
     pub(super) trips: Vec<u32>,
+    /// Decides, per loop of the root, between stored states and checkpointing.
+    pub(super) budget: MemoryBudget,
 }
 
 impl ArrayAdjoints {
-    pub(super) fn new(root: &Tape) -> ArrayAdjoints {
+    pub(super) fn new(root: &Tape, budget: MemoryBudget) -> ArrayAdjoints {
         ArrayAdjoints {
+            budget,
             arrays: root.arrays().to_vec(),
             adjoint_of: vec![None; root.arrays().len()],
             input_adjoint: None,
@@ -277,14 +283,16 @@ pub(super) fn reverse_loop(
     let mut order: Vec<usize> = (0..m).map(weight).collect();
     order.extend((0..inv_adj.len()).map(|a| acc_base as usize + a));
     order.extend((0..nv).map(|a| m + a));
-    let stored: Vec<usize> = (0..m).filter(|&j| used[j]).collect();
-    order.extend(&stored);
     let fwd_reads: Vec<usize> = (0..nr).filter(|&r| used[m + nv + r]).collect();
     order.extend(fwd_reads.iter().map(|&r| m + nv + r));
     let seeded_writes: Vec<usize> = (0..nw)
         .filter(|&w| write_seed[w].is_some() && used[weight(m + w)])
         .collect();
     order.extend(seeded_writes.iter().map(|&w| weight(m + w)));
+    // The forward states the reverse body reads come last: stored reads, or
+    // a checkpoint's recomputed states.
+    let stored: Vec<usize> = (0..m).filter(|&j| used[j]).collect();
+    order.extend(&stored);
 
     let mut new_index = vec![u32::MAX; used.len()];
     for (k, &old) in order.iter().enumerate() {
@@ -293,32 +301,46 @@ pub(super) fn reverse_loop(
     // Unseeded write weights are zero.
     let body = renumber_inputs(&bar, &new_index, order.len());
 
-    // Residuals: the forward loop (the copy in `e`) stores the carried
-    // values the reverse body reads.
-    let mut trips = arrays.trips.clone();
-    trips.push(lp.trips);
-    let loop_index = inst.args[0] as usize;
-    let mut reads = Vec::new();
-    for &j in &stored {
-        let access = arrays.residual(&trips);
-        let fwd = &mut e.loops[loop_index];
-        let v = fwd.body.push(Inst::input(j as u32));
-        fwd.body.push_output(v);
-        fwd.writes.push(Write {
-            access: access.clone(),
-            mode: WriteMode::Store,
-        });
-        reads.push(backwards(&access, depth, lp.trips));
-    }
-    reads.extend(
-        fwd_reads
-            .iter()
-            .map(|&r| backwards(&lp.reads[r], depth, lp.trips)),
-    );
+    let mut reads: Vec<Access> = fwd_reads
+        .iter()
+        .map(|&r| backwards(&lp.reads[r], depth, lp.trips))
+        .collect();
     for &w in &seeded_writes {
         let mut access = backwards(&lp.writes[w].access, depth, lp.trips);
         access.buffer = Buffer::Array(write_seed[w].expect("seeded"));
         reads.push(access);
+    }
+    // Residuals: the forward loop (the copy in `e`) stores the carried
+    // values the reverse body reads, unless they would exceed the memory
+    // budget: then a checkpoint recomputes them from snapshots.
+    let mut trips = arrays.trips.clone();
+    trips.push(lp.trips);
+    let stored_bytes = trips.iter().map(|&n| n as u64).product::<u64>() * stored.len() as u64 * 8;
+    let budget = arrays.budget;
+    let checkpoint = match depth == 0 && stored_bytes > budget.bytes(m) {
+        true => Some(Checkpoint {
+            snapshots: budget.snapshots(m, lp.trips),
+            step: step_of(lp, tape.n_params()),
+            init: lp.init.clone(),
+            invariants: lp.invariants.clone(),
+            reads: lp.reads.clone(),
+            states: stored.iter().map(|&j| j as u32).collect(),
+        }),
+        false => None,
+    };
+    if checkpoint.is_none() {
+        let loop_index = inst.args[0] as usize;
+        for &j in &stored {
+            let access = arrays.residual(&trips);
+            let fwd = &mut e.loops[loop_index];
+            let v = fwd.body.push(Inst::input(j as u32));
+            fwd.body.push_output(v);
+            fwd.writes.push(Write {
+                access: access.clone(),
+                mode: WriteMode::Store,
+            });
+            reads.push(backwards(&access, depth, lp.trips));
+        }
     }
     let mut writes = Vec::new();
     for (w, seed) in write_seed.iter().enumerate() {
@@ -346,14 +368,18 @@ pub(super) fn reverse_loop(
     let minus_zero = e.constant(-0.0);
     let mut init: Vec<Value> = carried_seed.iter().map(|s| s.unwrap_or(zero)).collect();
     init.extend(inv_adj.iter().map(|_| minus_zero));
-    let rev = e.push_loop(Loop {
+    let rev = Loop {
         trips: lp.trips,
         body,
         init,
         invariants: lp.invariants.clone(),
         reads,
         writes,
-    });
+    };
+    let rev = match checkpoint {
+        Some(cp) => e.push_checkpointed_loop(rev, cp),
+        None => e.push_loop(rev),
+    };
     for j in 0..m {
         let v = lp.init[j] as usize;
         if varied[v] {
@@ -366,6 +392,21 @@ pub(super) fn reverse_loop(
         let d = e.push(Inst::loop_out(rev, (m + a) as u32));
         adjoint[v] = Some(rules::accumulate(e, adjoint[v], (d, false)));
     }
+}
+
+/// One forward iteration of `lp` as a checkpoint step: its body with only
+/// the next carried values as outputs.
+fn step_of(lp: &Loop, n_params: usize) -> Tape {
+    let outputs = lp.body.outputs()[..lp.n_carried()].to_vec();
+    let step = Tape::from_structured(
+        lp.body.insts().to_vec(),
+        outputs,
+        lp.body.n_inputs(),
+        n_params,
+        lp.body.loops().to_vec(),
+        Vec::new(),
+    );
+    crate::opt::optimize_body(&step)
 }
 
 /// `tape` reading input `new_index[j]` where it read input `j`; an input

@@ -6,6 +6,7 @@
 //! differentiated again like any other: the HVP tape is
 //! `forward(reverse(f))`.
 
+mod budget;
 pub mod checkpoint;
 mod emit;
 pub mod forward;
@@ -14,6 +15,7 @@ mod loops_forward;
 pub mod reverse;
 mod rules;
 
+pub use budget::{MemoryBudget, DEFAULT_BUDGET_BYTES};
 pub use reverse::Seed;
 
 use crate::error::{Error, Result};
@@ -24,6 +26,13 @@ use std::ops::Range;
 /// of its inputs.
 fn check(tape: &Tape, wrt: &Range<usize>) -> Result<()> {
     tape.verify()?;
+    if !tape.checkpoints().is_empty() {
+        return Err(Error::Unsupported(
+            "the transforms do not go through checkpointed loops: differentiate the tape \
+             derived with an unlimited memory budget instead"
+                .into(),
+        ));
+    }
     if wrt.start > wrt.end || wrt.end > tape.n_inputs() {
         return Err(Error::Unsupported(format!(
             "cannot differentiate with respect to inputs {wrt:?}: the tape has {} inputs",
@@ -51,6 +60,28 @@ pub fn reverse(tape: &Tape, wrt: Range<usize>, seed: Seed) -> Result<Tape> {
     Ok(reverse::reverse(tape, wrt, seed))
 }
 
+/// [`reverse`] under a memory budget: a loop of the root whose stored
+/// states would exceed it is checkpointed (same gradient, bit for bit, with
+/// bounded memory and recomputation). A budget smaller than one snapshot of
+/// some loop's state is an error.
+pub fn reverse_with_budget(
+    tape: &Tape,
+    wrt: Range<usize>,
+    seed: Seed,
+    budget: MemoryBudget,
+) -> Result<Tape> {
+    check(tape, &wrt)?;
+    check_budget(tape, budget)?;
+    Ok(reverse::reverse_with_budget(tape, wrt, seed, budget))
+}
+
+/// Checks that `budget` holds one snapshot of every root loop's state.
+pub(crate) fn check_budget(tape: &Tape, budget: MemoryBudget) -> Result<()> {
+    tape.loops()
+        .iter()
+        .try_for_each(|lp| budget.check(lp.n_carried()))
+}
+
 /// The tangent (JVP) tape of `tape` with respect to the inputs in `wrt`;
 /// see [`forward::forward`]. Verifies `tape` first.
 pub fn forward(tape: &Tape, wrt: Range<usize>) -> Result<Tape> {
@@ -68,7 +99,7 @@ pub fn jacobian_forward(tape: &Tape, wrt: Range<usize>) -> Result<Tape> {
 /// The transforms on tapes known to verify (the crate's own derived tapes).
 pub(crate) mod verified {
     pub(crate) use super::forward::{forward, jacobian_forward};
-    pub(crate) use super::reverse::reverse;
+    pub(crate) use super::reverse::{reverse, reverse_with_budget};
 }
 
 /// Which instructions depend on the inputs in `wrt` through differentiable

@@ -1,5 +1,6 @@
 //! The reverse transform: tape -> adjoint tape.
 
+use super::budget::MemoryBudget;
 use super::emit::Emitter;
 use super::loops::{reverse_loop, ArrayAdjoints};
 use super::{rules, varied};
@@ -28,7 +29,18 @@ pub enum Seed {
 /// output (activity analysis). A loop becomes a reverse loop running its
 /// iterations backwards (see [`super::loops`]).
 pub fn reverse(tape: &Tape, wrt: Range<usize>, seed: Seed) -> Tape {
-    let mut arrays = ArrayAdjoints::new(tape);
+    reverse_with_budget(tape, wrt, seed, MemoryBudget::Unlimited)
+}
+
+/// [`reverse`], with loops of the root whose stored states would exceed
+/// `budget` checkpointed instead (see [`MemoryBudget`]).
+pub fn reverse_with_budget(
+    tape: &Tape,
+    wrt: Range<usize>,
+    seed: Seed,
+    budget: MemoryBudget,
+) -> Tape {
+    let mut arrays = ArrayAdjoints::new(tape, budget);
     let (e, outputs) = sweep(tape, wrt, seed, &mut arrays);
     let n_inputs = match seed {
         Seed::One => tape.n_inputs(),

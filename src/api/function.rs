@@ -2,7 +2,7 @@
 
 use super::prepared::{Engine, Prepared};
 use super::WithParams;
-use crate::ad::{self, Seed};
+use crate::ad::{self, MemoryBudget, Seed};
 use crate::error::{check_len, Error, Result};
 use crate::ir::Tape;
 use crate::jit::JitFunction;
@@ -52,6 +52,10 @@ pub struct Options {
     pub optimize: bool,
     /// The backend of the evaluation methods (default [`Engine::Auto`]).
     pub engine: Engine,
+    /// Memory for the stored states of each loop in gradients and VJPs
+    /// (default 256 MiB); a loop needing more is checkpointed
+    /// ([`MemoryBudget`]). Hessian-vector products store every state.
+    pub memory_budget: MemoryBudget,
 }
 
 impl Default for Options {
@@ -59,6 +63,7 @@ impl Default for Options {
         Options {
             optimize: true,
             engine: Engine::Auto,
+            memory_budget: MemoryBudget::default(),
         }
     }
 }
@@ -116,6 +121,7 @@ impl Function {
         } else {
             tape.clone()
         };
+        ad::check_budget(&primal, options.memory_budget)?;
         Ok(Function {
             traced: tape,
             options,
@@ -196,7 +202,9 @@ impl Function {
         self.require_scalar("a gradient")?;
         let n = self.n_inputs();
         Ok(self.gradient.get_or_init(|| {
-            self.derived(ad::verified::reverse(self.tape(), 0..n, Seed::One), n, 1)
+            let budget = self.options.memory_budget;
+            let tape = ad::verified::reverse_with_budget(self.tape(), 0..n, Seed::One, budget);
+            self.derived(tape, n, 1)
         }))
     }
 
@@ -211,17 +219,29 @@ impl Function {
     pub(super) fn vjp_prepared(&self) -> &Prepared {
         let (n, m) = (self.n_inputs(), self.n_outputs());
         self.vjp.get_or_init(|| {
-            self.derived(ad::verified::reverse(self.tape(), 0..n, Seed::Inputs), n, m)
+            let budget = self.options.memory_budget;
+            let tape = ad::verified::reverse_with_budget(self.tape(), 0..n, Seed::Inputs, budget);
+            self.derived(tape, n, m)
         })
     }
 
     /// Inputs: x, v. Outputs: value, gradient, their tangents: the last n are Hv.
+    /// Built from a gradient tape that stores every loop state (the forward
+    /// transform does not go through checkpointed loops).
     pub(super) fn hvp_prepared(&self) -> Result<&Prepared> {
         let gradient = &self.gradient_prepared()?.tape;
         let n = self.n_inputs();
-        Ok(self
-            .hvp
-            .get_or_init(|| self.derived(ad::verified::forward(gradient, 0..n), n, n + 2)))
+        Ok(self.hvp.get_or_init(|| {
+            let stored;
+            let gradient = if gradient.checkpoints().is_empty() {
+                gradient
+            } else {
+                stored =
+                    opt::optimize_verified(&ad::verified::reverse(self.tape(), 0..n, Seed::One));
+                &stored
+            };
+            self.derived(ad::verified::forward(gradient, 0..n), n, n + 2)
+        }))
     }
 
     /// The forward vector-mode Jacobian tape, when it is small enough to

@@ -90,7 +90,9 @@ impl Prepared {
         match engine {
             Engine::Interpreter => false,
             Engine::Jit => true,
-            Engine::Auto => self.tape.static_len() <= AUTO_JIT_MAX_LEN,
+            Engine::Auto => {
+                self.tape.static_len() <= AUTO_JIT_MAX_LEN && self.tape.checkpoints().is_empty()
+            }
         }
     }
 

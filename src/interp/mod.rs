@@ -1,8 +1,9 @@
 //! The reference interpreter: the oracle every other backend and pass is
 //! checked against, and the "interpreted" column of the benchmarks.
 
+use crate::ad::checkpoint::{Action, Schedule};
 use crate::error::{check_len, Error, Result};
-use crate::ir::{semantics, Access, Buffer, Loop, Op, Output, Tape, WriteMode};
+use crate::ir::{semantics, Access, Buffer, Checkpoint, Loop, Op, Output, Tape, WriteMode};
 
 /// Evaluates `tape` on `inputs` and `params`, writing its outputs to `out`.
 ///
@@ -86,6 +87,13 @@ fn frame_len(tape: &Tape) -> usize {
             .iter()
             .map(|l| l.body.n_inputs() + frame_len(&l.body))
             .sum::<usize>()
+        + tape.checkpoints().iter().map(checkpoint_len).sum::<usize>()
+}
+
+/// Workspace slots a checkpointed loop needs beyond its body's: the step's
+/// inputs (the current forward state first) and frame, and the snapshots.
+fn checkpoint_len(cp: &Checkpoint) -> usize {
+    cp.step.n_inputs() + frame_len(&cp.step) + cp.snapshots as usize * cp.n_carried()
 }
 
 /// What every level of a loop nest shares: the root's buffers and the
@@ -158,10 +166,11 @@ fn run(tape: &Tape, inputs: &[f64], env: &mut Env<'_>, frame: &mut [f64]) -> Res
             }
             Op::Loop => {
                 let lp = tape.loop_of(inst);
-                let size = lp.body.n_inputs() + frame_len(&lp.body);
+                let cp = tape.checkpoint_of(inst);
+                let size = lp.body.n_inputs() + frame_len(&lp.body) + cp.map_or(0, checkpoint_len);
                 let start = next_frame;
                 next_frame += size;
-                run_loop(lp, v, env, &mut loop_frames[start..start + size])
+                run_loop(lp, cp, v, env, &mut loop_frames[start..start + size])
                     .map_err(|e| in_body(e, i))?;
                 // The loop's own slot remembers where its frame starts, for `loopout`.
                 f64::from_bits(start as u64)
@@ -184,34 +193,112 @@ fn run(tape: &Tape, inputs: &[f64], env: &mut Env<'_>, frame: &mut [f64]) -> Res
 /// Runs `lp` whose enclosing tape's values are `outer`. `frame` holds the
 /// body's input slots (carried values first, so they hold the final carried
 /// values afterwards) followed by the body's own frame.
-fn run_loop(lp: &Loop, outer: &[f64], env: &mut Env<'_>, frame: &mut [f64]) -> Result<()> {
-    let (slots, body_frame) = frame.split_at_mut(lp.body.n_inputs());
-    let carried = lp.n_carried();
-    let first_read = carried + lp.invariants.len();
+fn run_loop(
+    lp: &Loop,
+    checkpoint: Option<&Checkpoint>,
+    outer: &[f64],
+    env: &mut Env<'_>,
+    frame: &mut [f64],
+) -> Result<()> {
+    let (slots, rest) = frame.split_at_mut(lp.body.n_inputs());
+    let (body_frame, checkpoint_frame) = rest.split_at_mut(frame_len(&lp.body));
     for (slot, &v) in slots.iter_mut().zip(lp.init.iter().chain(&lp.invariants)) {
         *slot = outer[v as usize];
     }
-    let outputs = lp.body.outputs();
     env.index.push(0);
-    for k in 0..lp.trips {
-        *env.index.last_mut().expect("pushed above") = k;
-        for (slot, r) in slots[first_read..].iter_mut().zip(&lp.reads) {
-            *slot = env.read(r);
+    let result = match checkpoint {
+        None => (0..lp.trips).try_for_each(|k| iterate(lp, k, slots, body_frame, env)),
+        Some(cp) => run_checkpointed(lp, cp, outer, slots, body_frame, checkpoint_frame, env),
+    };
+    env.index.pop();
+    result
+}
+
+/// Iteration `k` of `lp`: reads, the body, the next carried values, writes.
+fn iterate(
+    lp: &Loop,
+    k: u32,
+    slots: &mut [f64],
+    body_frame: &mut [f64],
+    env: &mut Env<'_>,
+) -> Result<()> {
+    *env.index.last_mut().expect("the loop's index is pushed") = k;
+    let carried = lp.n_carried();
+    let first_read = carried + lp.invariants.len();
+    for (slot, r) in slots[first_read..].iter_mut().zip(&lp.reads) {
+        *slot = env.read(r);
+    }
+    run(&lp.body, slots, env, body_frame)?;
+    let outputs = lp.body.outputs();
+    for (slot, o) in slots[..carried].iter_mut().zip(outputs) {
+        *slot = body_frame[body_value(o)];
+    }
+    for (w, o) in lp.writes.iter().zip(&outputs[carried..]) {
+        let x = body_frame[body_value(o)];
+        let at = env.slot(&w.access);
+        match w.mode {
+            WriteMode::Store => env.arrays[at] = x,
+            WriteMode::Add => env.arrays[at] += x,
         }
-        run(&lp.body, slots, env, body_frame)?;
-        for (slot, o) in slots[..carried].iter_mut().zip(outputs) {
-            *slot = body_frame[body_value(o)];
-        }
-        for (w, o) in lp.writes.iter().zip(&outputs[carried..]) {
-            let x = body_frame[body_value(o)];
-            let at = env.slot(&w.access);
-            match w.mode {
-                WriteMode::Store => env.arrays[at] = x,
-                WriteMode::Add => env.arrays[at] += x,
+    }
+    Ok(())
+}
+
+/// Runs the reverse loop `lp` by the binomial schedule of `cp`: the forward
+/// state each reverse iteration needs is recomputed by `cp.step` from the
+/// nearest snapshot. `frame` holds the step's inputs (the current state
+/// first), the step's frame, then the snapshots.
+fn run_checkpointed(
+    lp: &Loop,
+    cp: &Checkpoint,
+    outer: &[f64],
+    slots: &mut [f64],
+    body_frame: &mut [f64],
+    frame: &mut [f64],
+    env: &mut Env<'_>,
+) -> Result<()> {
+    let m = cp.n_carried();
+    let (step_slots, rest) = frame.split_at_mut(cp.step.n_inputs());
+    let (step_frame, snapshots) = rest.split_at_mut(frame_len(&cp.step));
+    for (slot, &v) in step_slots
+        .iter_mut()
+        .zip(cp.init.iter().chain(&cp.invariants))
+    {
+        *slot = outer[v as usize];
+    }
+    let first_read = m + cp.invariants.len();
+    let first_state = lp.body.n_inputs() - cp.states.len();
+    let schedule = Schedule::binomial(lp.trips, cp.snapshots)?;
+    for action in schedule.actions() {
+        match action {
+            Action::Advance { from, to } => {
+                for k in from..to {
+                    *env.index.last_mut().expect("the loop's index is pushed") = k;
+                    for (slot, r) in step_slots[first_read..].iter_mut().zip(&cp.reads) {
+                        *slot = env.read(r);
+                    }
+                    run(&cp.step, step_slots, env, step_frame)?;
+                    for (slot, o) in step_slots[..m].iter_mut().zip(cp.step.outputs()) {
+                        *slot = step_frame[body_value(o)];
+                    }
+                }
+            }
+            Action::Snapshot { slot, .. } => {
+                let at = slot as usize * m;
+                snapshots[at..at + m].copy_from_slice(&step_slots[..m]);
+            }
+            Action::Restore { slot, .. } => {
+                let at = slot as usize * m;
+                step_slots[..m].copy_from_slice(&snapshots[at..at + m]);
+            }
+            Action::Reverse { step } => {
+                for (slot, &j) in slots[first_state..].iter_mut().zip(&cp.states) {
+                    *slot = step_slots[j as usize];
+                }
+                iterate(lp, lp.trips - 1 - step, slots, body_frame, env)?;
             }
         }
     }
-    env.index.pop();
     Ok(())
 }
 

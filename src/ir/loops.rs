@@ -163,3 +163,39 @@ impl From<Value> for Output {
         Output::Value(v)
     }
 }
+
+/// A reverse loop's bounded-memory schedule: instead of reading the forward
+/// loop's carried values from arrays stored by the forward sweep, it keeps
+/// `snapshots` copies of the forward state and recomputes the state each
+/// iteration needs with `step` (binomial checkpointing, see
+/// [`crate::ad::checkpoint`]). The values are the same as with stored
+/// states, bit for bit; only memory and time differ.
+///
+/// The reverse loop's body then has `states.len()` more inputs, after its
+/// reads: input `k` of those is carried value `states[k]` of the forward
+/// state at the forward iteration the reverse iteration undoes (iteration
+/// `trips - 1 - i` at reverse iteration `i`). Only loops of the root tape
+/// are checkpointed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Stored forward states, the initial one included (at least 1).
+    pub snapshots: u32,
+    /// One forward iteration: inputs `carried ++ invariants ++ reads`,
+    /// outputs the next carried values.
+    pub step: Tape,
+    /// The forward state before the first iteration (values of the tape).
+    pub init: Vec<Value>,
+    /// Values of the tape `step` reads unchanged.
+    pub invariants: Vec<Value>,
+    /// The strided reads of `step`, indexed by the forward iteration.
+    pub reads: Vec<Access>,
+    /// Which carried values of the forward state the reverse body reads.
+    pub states: Vec<u32>,
+}
+
+impl Checkpoint {
+    /// Number of carried values of the forward state.
+    pub fn n_carried(&self) -> usize {
+        self.init.len()
+    }
+}

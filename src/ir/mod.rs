@@ -19,7 +19,7 @@ pub mod semantics;
 pub mod text;
 mod verify;
 
-pub use loops::{Access, ArrayId, Buffer, Loop, Output, Write, WriteMode};
+pub use loops::{Access, ArrayId, Buffer, Checkpoint, Loop, Output, Write, WriteMode};
 pub use op::{Op, Shape, ALL_OPS, STRUCTURE_OPS};
 
 /// Index of the instruction that produced a value.
@@ -168,6 +168,7 @@ pub struct Tape {
     n_params: usize,
     loops: Vec<Loop>,
     arrays: Vec<u32>,
+    checkpoints: Vec<Checkpoint>,
 }
 
 impl Tape {
@@ -180,6 +181,7 @@ impl Tape {
             n_params,
             loops: Vec::new(),
             arrays: Vec::new(),
+            checkpoints: Vec::new(),
         }
     }
 
@@ -229,16 +231,27 @@ impl Tape {
     }
 
     /// The values instruction `i` reads: its operands, and for a loop its
-    /// initial carried values and invariants.
+    /// initial carried values and invariants (its checkpoint's too).
     pub fn uses(&self, i: usize) -> impl Iterator<Item = Value> + '_ {
         let inst = &self.insts[i];
-        let (init, inv): (&[Value], &[Value]) = if inst.op == Op::Loop {
+        let none: (&[Value], &[Value]) = (&[], &[]);
+        let (init, inv) = if inst.op == Op::Loop {
             let lp = self.loop_of(inst);
-            (&lp.init, &lp.invariants)
+            (&lp.init[..], &lp.invariants[..])
         } else {
-            (&[], &[])
+            none
         };
-        inst.operands().iter().chain(init).chain(inv).copied()
+        let (cp_init, cp_inv) = match (inst.op == Op::Loop).then(|| self.checkpoint_of(inst)) {
+            Some(Some(cp)) => (&cp.init[..], &cp.invariants[..]),
+            _ => none,
+        };
+        inst.operands()
+            .iter()
+            .chain(init)
+            .chain(inv)
+            .chain(cp_init)
+            .chain(cp_inv)
+            .copied()
     }
 
     /// Whether the tape (or a nested body) contains a loop or an array access.
@@ -346,7 +359,35 @@ impl Tape {
             n_params,
             loops,
             arrays,
+            checkpoints: Vec::new(),
         }
+    }
+
+    /// The tape with `checkpoints` as its checkpoint table (see
+    /// [`Tape::checkpoint_of`]).
+    pub fn with_checkpoints(mut self, checkpoints: Vec<Checkpoint>) -> Tape {
+        self.checkpoints = checkpoints;
+        self
+    }
+
+    /// The checkpoint table: the schedules of checkpointed loops, each named
+    /// by one `loop` instruction (`args[1]` is its number plus one; zero for
+    /// a loop without).
+    pub fn checkpoints(&self) -> &[Checkpoint] {
+        &self.checkpoints
+    }
+
+    /// The checkpoint of an [`Op::Loop`] instruction, if it has one.
+    pub fn checkpoint_of(&self, inst: &Inst) -> Option<&Checkpoint> {
+        debug_assert_eq!(inst.op, Op::Loop);
+        inst.args[1]
+            .checked_sub(1)
+            .and_then(|k| self.checkpoints.get(k as usize))
+    }
+
+    /// Takes the checkpoint table out (to rebuild the tape around it).
+    pub(crate) fn take_checkpoints(&mut self) -> Vec<Checkpoint> {
+        std::mem::take(&mut self.checkpoints)
     }
 
     /// Takes the tape apart: instructions, outputs, loops and arrays.

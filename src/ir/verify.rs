@@ -1,6 +1,6 @@
 //! The verifier: the invariants every backend and transform relies on.
 
-use super::{Access, Buffer, Loop, Op, Output, Shape, Tape};
+use super::{Access, Buffer, Checkpoint, Loop, Op, Output, Shape, Tape};
 use crate::error::{Error, Result};
 
 /// What a body's accesses are checked against: the root tape's buffers and
@@ -40,6 +40,7 @@ impl Tape {
     fn verify_in(&self, scope: &Scope<'_>) -> Result<()> {
         let insts = self.insts();
         let mut next_loop = 0usize;
+        let mut next_checkpoint = 0usize;
         for (i, inst) in insts.iter().enumerate() {
             let bad = |message: String| Error::InvalidTape {
                 instr: i as u32,
@@ -141,12 +142,37 @@ impl Tape {
                         )));
                     }
                     next_loop += 1;
-                    unused_zero(1)?;
+                    unused_zero(2)?;
                     let lp = self.loop_of(inst);
                     for &v in lp.init.iter().chain(&lp.invariants) {
                         check_operand(v)?;
                     }
-                    verify_loop(lp, scope).map_err(|e| match e {
+                    let mut states = 0;
+                    if inst.args[1] != 0 {
+                        let k = inst.args[1] - 1;
+                        if !scope.trips.is_empty() || k as usize != next_checkpoint {
+                            return Err(bad(format!(
+                                "checkpoint {k}: only loops of the root tape are checkpointed, each \
+                                 checkpoint by one loop in table order (expected {next_checkpoint})"
+                            )));
+                        }
+                        let Some(cp) = self.checkpoints().get(k as usize) else {
+                            return Err(bad(format!("checkpoint {k} does not exist")));
+                        };
+                        next_checkpoint += 1;
+                        for &v in cp.init.iter().chain(&cp.invariants) {
+                            check_operand(v)?;
+                        }
+                        verify_checkpoint(cp, lp.trips, scope).map_err(|e| match e {
+                            Error::InvalidTape { instr, message } => bad(format!(
+                                "in the checkpoint step of loop {} (its instruction %{instr}): {message}",
+                                inst.args[0]
+                            )),
+                            other => other,
+                        })?;
+                        states = cp.states.len();
+                    }
+                    verify_loop(lp, scope, states).map_err(|e| match e {
                         Error::InvalidTape { instr, message } => bad(format!(
                             "in the body of loop {} (its instruction %{instr}): {message}",
                             inst.args[0]
@@ -155,6 +181,15 @@ impl Tape {
                     })?;
                 }
             }
+        }
+        if next_checkpoint != self.checkpoints().len() {
+            return Err(Error::InvalidTape {
+                instr: insts.len() as u32,
+                message: format!(
+                    "the checkpoint table has {} entries but only {next_checkpoint} loops use one",
+                    self.checkpoints().len()
+                ),
+            });
         }
         if next_loop != self.loops().len() {
             return Err(Error::InvalidTape {
@@ -202,7 +237,37 @@ impl Tape {
 }
 
 /// Checks one loop entry against its scope, then its body one level deeper.
-fn verify_loop(lp: &Loop, scope: &Scope<'_>) -> Result<()> {
+/// Checks a checkpoint of a loop of `trips` iterations: its step is a loop
+/// body over the forward state (no writes), its states name carried values.
+fn verify_checkpoint(cp: &Checkpoint, trips: u32, scope: &Scope<'_>) -> Result<()> {
+    let bad = |message: String| Error::InvalidTape {
+        instr: cp.step.len() as u32,
+        message,
+    };
+    if cp.snapshots == 0 {
+        return Err(bad("a checkpoint needs at least one snapshot".into()));
+    }
+    if let Some(&j) = cp.states.iter().find(|&&j| j as usize >= cp.init.len()) {
+        return Err(bad(format!(
+            "state {j} does not exist: the forward state has {} values",
+            cp.init.len()
+        )));
+    }
+    let step = Loop {
+        trips,
+        body: cp.step.clone(),
+        init: cp.init.clone(),
+        invariants: cp.invariants.clone(),
+        reads: cp.reads.clone(),
+        writes: Vec::new(),
+    };
+    verify_loop(&step, scope, 0)
+}
+
+/// Checks a loop entry against its scope, then its body one level deeper;
+/// `extra_inputs` are body inputs beyond carried, invariants and reads
+/// (a checkpoint's states).
+fn verify_loop(lp: &Loop, scope: &Scope<'_>, extra_inputs: usize) -> Result<()> {
     let body = &lp.body;
     let bad = |message: String| Error::InvalidTape {
         instr: body.len() as u32,
@@ -211,10 +276,10 @@ fn verify_loop(lp: &Loop, scope: &Scope<'_>) -> Result<()> {
     if lp.trips == 0 {
         return Err(bad("a loop must run at least one iteration".into()));
     }
-    let expected_inputs = lp.init.len() + lp.invariants.len() + lp.reads.len();
+    let expected_inputs = lp.init.len() + lp.invariants.len() + lp.reads.len() + extra_inputs;
     if body.n_inputs() != expected_inputs {
         return Err(bad(format!(
-            "the body has {} inputs, expected {expected_inputs} (carried + invariants + reads)",
+            "the body has {} inputs, expected {expected_inputs} (carried + invariants + reads + checkpoint states)",
             body.n_inputs()
         )));
     }

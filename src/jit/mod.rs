@@ -113,6 +113,17 @@ fn new_module(options: JitOptions) -> Result<JITModule> {
     Ok(JITModule::new(builder))
 }
 
+/// Checkpointed loops run in the interpreter only (so far).
+fn refuse_checkpoints(tape: &Tape) -> Result<()> {
+    if tape.checkpoints().is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Unsupported(
+            "the JIT does not run checkpointed loops yet (use the interpreter)".into(),
+        ))
+    }
+}
+
 /// Compiles a tape (verified first) with the default options.
 pub fn compile(tape: &Tape) -> Result<JitFunction> {
     compile_with(tape, JitOptions::default())
@@ -121,6 +132,7 @@ pub fn compile(tape: &Tape) -> Result<JitFunction> {
 /// Compiles a tape (verified first).
 pub fn compile_with(tape: &Tape, options: JitOptions) -> Result<JitFunction> {
     tape.verify()?;
+    refuse_checkpoints(tape)?;
     let splits = (
         options.input_split.unwrap_or(tape.n_inputs()),
         options.output_split.unwrap_or(tape.n_outputs()),
@@ -289,6 +301,7 @@ fn define_chunks(
 /// one function per chunk, for `tapejit show`.
 pub fn cranelift_ir(tape: &Tape, options: JitOptions) -> Result<String> {
     tape.verify()?;
+    refuse_checkpoints(tape)?;
     let mut module = new_module(options)?;
     let splits = (tape.n_inputs(), tape.n_outputs());
     let mut text = String::new();

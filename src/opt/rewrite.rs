@@ -22,6 +22,7 @@ pub(super) fn rewrite(tape: &Tape, mut decide: impl FnMut(&[Inst], Inst) -> Acti
     let mut insts: Vec<Inst> = Vec::with_capacity(tape.len());
     let mut map: Vec<Value> = Vec::with_capacity(tape.len());
     let mut loops = Vec::new();
+    let mut checkpoints = Vec::new();
     for inst in tape.insts() {
         let mut mapped = *inst;
         match inst.op.shape() {
@@ -43,6 +44,14 @@ pub(super) fn rewrite(tape: &Tape, mut decide: impl FnMut(&[Inst], Inst) -> Acti
                     }
                     loops.push(lp);
                     new.args[0] = loops.len() as u32 - 1;
+                    if let Some(cp) = tape.checkpoint_of(inst) {
+                        let mut cp = cp.clone();
+                        for v in cp.init.iter_mut().chain(&mut cp.invariants) {
+                            *v = map[*v as usize];
+                        }
+                        checkpoints.push(cp);
+                        new.args[1] = checkpoints.len() as u32;
+                    }
                 }
                 insts.push(new);
                 insts.len() as Value - 1
@@ -68,13 +77,18 @@ pub(super) fn rewrite(tape: &Tape, mut decide: impl FnMut(&[Inst], Inst) -> Acti
         loops,
         tape.arrays().to_vec(),
     )
+    .with_checkpoints(checkpoints)
 }
 
 /// Applies `pass` to `tape` and then, recursively, to every loop body.
 pub(super) fn deep(pass: fn(&Tape) -> Tape, tape: &Tape) -> Tape {
-    let out = pass(tape);
+    let mut out = pass(tape);
     if out.loops().is_empty() {
         return out;
+    }
+    let mut checkpoints = out.take_checkpoints();
+    for cp in &mut checkpoints {
+        cp.step = deep(pass, &cp.step);
     }
     let (insts, outputs, mut loops, arrays) = out.into_parts();
     for lp in &mut loops {
@@ -88,6 +102,7 @@ pub(super) fn deep(pass: fn(&Tape) -> Tape, tape: &Tape) -> Tape {
         loops,
         arrays,
     )
+    .with_checkpoints(checkpoints)
 }
 
 /// The constant value `v` has, if it is a constant.
