@@ -205,6 +205,11 @@ struct Gen<'c, C: ?Sized> {
     /// tape never does both to one array there).
     nest_reads: HashSet<ArrayId>,
     nest_writes: HashSet<ArrayId>,
+    /// The elements last stored to and read: `elem` reads the one and
+    /// `store` writes the other now and then (loads around stores, for CSE
+    /// and DCE to get wrong).
+    last_store: Option<(ArrayId, u32)>,
+    last_elem: Option<(ArrayId, u32)>,
     ops: Vec<Op>,
 }
 
@@ -221,6 +226,8 @@ impl<'c, C: Choices + ?Sized> Gen<'c, C> {
             guard_every: config.guard_every,
             nest_reads: HashSet::new(),
             nest_writes: HashSet::new(),
+            last_store: None,
+            last_elem: None,
             ops: ALL_OPS
                 .iter()
                 .copied()
@@ -262,7 +269,7 @@ impl<'c, C: Choices + ?Sized> Gen<'c, C> {
                 break;
             }
             self.make_loop(&mut root);
-            let count = self.c.below(3);
+            let count = 1 + self.c.below(3);
             self.actions(&mut root, count);
         }
         let Scope { mut tape, .. } = self.outputs(root, config.n_outputs);
@@ -330,14 +337,14 @@ impl<'c, C: Choices + ?Sized> Gen<'c, C> {
             if self.c.exhausted() {
                 break;
             }
-            match self.c.below(10) {
+            match self.c.below(12) {
                 0..=3 => {
                     let len = 1 + self.c.below(if s.depth() == 0 { 12 } else { 6 });
                     self.segment(s, len, false);
                 }
                 4..=6 => self.make_loop(s),
-                7 => self.elem(s),
-                8 => self.store(s),
+                7 | 8 => self.elem(s),
+                9 | 10 => self.store(s),
                 _ if !s.loops.is_empty() && self.c.one_in(2) => {
                     let (lp, ranges) = s.loops[self.c.below(s.loops.len())].clone();
                     if !ranges.is_empty() && self.afford(s, 1) {
@@ -575,9 +582,20 @@ impl<'c, C: Choices + ?Sized> Gen<'c, C> {
         if arrays.is_empty() || !self.afford(s, 1) {
             return;
         }
-        let k = arrays[self.c.below(arrays.len())];
-        let a = &self.arrays[k as usize];
-        let (index, range) = (self.c.below(a.len as usize) as u32, a.range);
+        let again = match self.c.below(3) {
+            0 => self.last_store,
+            1 => self.last_elem,
+            _ => None,
+        };
+        let (k, index) = match again {
+            Some((k, index)) if arrays.contains(&k) => (k, index),
+            _ => {
+                let k = arrays[self.c.below(arrays.len())];
+                (k, self.c.below(self.arrays[k as usize].len as usize) as u32)
+            }
+        };
+        let range = self.arrays[k as usize].range;
+        self.last_elem = Some((k, index));
         let range = if self.smooth() { range } else { ANY };
         self.nest_reads.insert(k);
         self.push(s, Inst::elem(k, index), range);
@@ -592,15 +610,21 @@ impl<'c, C: Choices + ?Sized> Gen<'c, C> {
         let candidates: Vec<ArrayId> = (0..self.arrays.len() as ArrayId)
             .filter(|k| !self.smooth() || !open || !self.nest_reads.contains(k))
             .collect();
-        let k = if !candidates.is_empty() && !self.c.one_in(3) {
-            candidates[self.c.below(candidates.len())]
-        } else {
-            let len = 1 + self.c.below(16) as u32;
-            self.new_array(len)
+        let (k, index) = match self.last_elem {
+            Some((k, index)) if candidates.contains(&k) && self.c.one_in(2) => (k, index),
+            _ => {
+                let k = if !candidates.is_empty() && !self.c.one_in(3) {
+                    candidates[self.c.below(candidates.len())]
+                } else {
+                    let len = 1 + self.c.below(16) as u32;
+                    self.new_array(len)
+                };
+                (k, self.c.below(self.arrays[k as usize].len as usize) as u32)
+            }
         };
         let (v, range) = self.pick(s);
+        self.last_store = Some((k, index));
         let a = &mut self.arrays[k as usize];
-        let index = self.c.below(a.len as usize) as u32;
         a.written = true;
         a.range = Interval::hull(&[a.range.lo, a.range.hi, range.lo, range.hi]);
         if open {
