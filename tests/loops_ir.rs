@@ -423,3 +423,38 @@ outputs %3
     .unwrap();
     assert_idempotent("dce", &tape);
 }
+
+/// Found while fuzzing the parser by hand: `Tape::verify` computes
+/// `stride.abs()`, `offset.abs()` and `Access::range` without checking for
+/// overflow, so an access with a stride or offset of `i64::MIN`, or a huge
+/// stride times a huge trip count, panics in a debug build (and wraps in a
+/// release one) instead of returning an error. The text parser refuses
+/// such accesses before verifying (see `ir::text`), so only tapes built in
+/// code reach it.
+#[test]
+#[ignore = "bug in Tape::verify: overflow on extreme strides and offsets"]
+fn verify_refuses_extreme_accesses_without_panicking() {
+    use tapejit::ir::{Access, Buffer, Loop};
+    let access = |offset: i64, stride: i64| Access {
+        buffer: Buffer::Input,
+        offset,
+        strides: vec![stride],
+    };
+    for (trips, read) in [
+        (1, access(0, i64::MIN)),
+        (1, access(i64::MIN, 0)),
+        (u32::MAX, access(0, i64::MAX)),
+    ] {
+        let mut tape = Tape::new(1, 0);
+        tape.push_loop(Loop {
+            trips,
+            body: Tape::new(1, 0),
+            init: vec![],
+            invariants: vec![],
+            reads: vec![read],
+            writes: vec![],
+        });
+        let verified = std::panic::catch_unwind(|| tape.verify());
+        assert!(verified.is_ok(), "verify panicked on\n{tape}");
+    }
+}
