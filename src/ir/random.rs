@@ -23,6 +23,8 @@
 use super::{Inst, Op, Shape, Tape, Value, ALL_OPS};
 use crate::rng::SplitMix64;
 
+pub mod loops;
+
 /// A source of random decisions for the generators.
 ///
 /// Implemented for [`SplitMix64`] (seeded tests); the fuzz crate implements

@@ -87,7 +87,9 @@
 //! ([`Tape::verify`]); a verification error becomes a parse error at the line
 //! of the offending instruction, inside loop bodies too (an error of a
 //! loop's fields or accesses points at its `loop` line, one of its body's
-//! outputs at the body's `outputs` line).
+//! outputs at the body's `outputs` line). An access reaching beyond element
+//! 2^40 (`|offset|` or `|stride * trips|` above it, which the verifier
+//! refuses too) is refused at its column before verification.
 
 mod cursor;
 mod parse;

@@ -569,3 +569,293 @@ pub fn check_fd<C: Choices + ?Sized>(c: &mut C, s: &SmoothTape, optimize: bool) 
     }
     stats
 }
+
+// Loops and arrays. The checks above follow the NaN-sign rules through the
+// root tape only: a loop's results come out of its body, and array elements
+// out of its writes. `loop_reference` follows them through bodies, carried
+// values, reads, writes and `elem`/`store` with a second evaluator (which
+// must also agree with the interpreter bit for bit: an independent check of
+// the interpreter's loop semantics).
+
+/// A value of the shadow evaluation and what IEEE 754 specifies of it.
+type Shadow = (f64, Known);
+
+/// What every level of the shadow evaluation shares.
+struct ShadowEnv<'a> {
+    x: &'a [f64],
+    p: &'a [f64],
+    arrays: Vec<Vec<Shadow>>,
+    index: Vec<u32>,
+    guards_specified: bool,
+}
+
+impl ShadowEnv<'_> {
+    fn read(&self, a: &tapejit::ir::Access) -> Shadow {
+        let k = a.element(&self.index) as usize;
+        match a.buffer {
+            tapejit::ir::Buffer::Input => (self.x[k], Known::Yes),
+            tapejit::ir::Buffer::Param => (self.p[k], Known::Yes),
+            tapejit::ir::Buffer::Array(id) => self.arrays[id as usize][k],
+        }
+    }
+}
+
+/// What is specified of the result of `inst` (not a leaf, loop or array op)
+/// with operands `operands` and value `value`: [`specified`]'s rules.
+fn known_of(inst: &Inst, operands: &[Shadow], value: f64) -> Known {
+    let known: Vec<Known> = operands.iter().map(|o| o.1).collect();
+    let nan = value.is_nan();
+    if known.contains(&Known::No) {
+        return Known::No;
+    }
+    match inst.op {
+        Op::SignBit if known[0] == Known::NanSign => Known::No,
+        Op::Copysign if known[1] == Known::NanSign => {
+            if nan {
+                Known::NanSign
+            } else {
+                Known::No
+            }
+        }
+        Op::Copysign | Op::Abs | Op::SignBit => Known::Yes,
+        Op::Neg => known[0],
+        Op::Select => {
+            if tapejit::ir::semantics::truthy(operands[0].0) {
+                known[1]
+            } else {
+                known[2]
+            }
+        }
+        Op::Min | Op::Max if nan && known.contains(&Known::NanSign) => Known::NanSign,
+        Op::Min | Op::Max => Known::Yes,
+        _ if nan => Known::NanSign,
+        _ => Known::Yes,
+    }
+}
+
+/// Evaluates `tape` whose inputs are `inputs`: every instruction's value,
+/// or `None` once a guard fails.
+fn shadow_run(tape: &Tape, inputs: &[Shadow], env: &mut ShadowEnv<'_>) -> Option<Vec<Shadow>> {
+    use tapejit::ir::semantics;
+    let mut vals: Vec<Shadow> = Vec::with_capacity(tape.len());
+    let mut results: Vec<Vec<Shadow>> = Vec::new();
+    for inst in tape.insts() {
+        let [a, b, c] = inst.args.map(|x| x as usize);
+        let r = match inst.op {
+            Op::Input => inputs[a],
+            Op::Param => (env.p[a], Known::Yes),
+            Op::Const => (inst.const_value(), Known::Yes),
+            Op::Guard => {
+                let (cond, known) = vals[a];
+                env.guards_specified &= known != Known::No;
+                if semantics::truthy(cond) != inst.guard_expect() {
+                    return None;
+                }
+                (0.0, Known::Yes)
+            }
+            Op::Elem => env.arrays[a][b],
+            Op::Store => {
+                env.arrays[a][b] = vals[c];
+                (0.0, Known::Yes)
+            }
+            Op::LoopOut => results[vals[a].0 as usize][b],
+            Op::Loop => {
+                let lp = tape.loop_of(inst);
+                let carried = lp.n_carried();
+                let mut slots: Vec<Shadow> = lp
+                    .init
+                    .iter()
+                    .chain(&lp.invariants)
+                    .map(|&v| vals[v as usize])
+                    .collect();
+                let first_read = slots.len();
+                slots.resize(first_read + lp.reads.len(), (0.0, Known::Yes));
+                env.index.push(0);
+                for k in 0..lp.trips {
+                    *env.index.last_mut().unwrap() = k;
+                    for (j, r) in lp.reads.iter().enumerate() {
+                        slots[first_read + j] = env.read(r);
+                    }
+                    let body = shadow_run(&lp.body, &slots, env)?;
+                    let out: Vec<Shadow> = lp
+                        .body
+                        .outputs()
+                        .iter()
+                        .map(|o| body[o.value().expect("bodies output values") as usize])
+                        .collect();
+                    slots[..carried].copy_from_slice(&out[..carried]);
+                    for (w, &(x, known)) in lp.writes.iter().zip(&out[carried..]) {
+                        let tapejit::ir::Buffer::Array(id) = w.access.buffer else {
+                            unreachable!("verified: loops write arrays")
+                        };
+                        let at = w.access.element(&env.index) as usize;
+                        let cell = &mut env.arrays[id as usize][at];
+                        *cell = match w.mode {
+                            tapejit::ir::WriteMode::Store => (x, known),
+                            tapejit::ir::WriteMode::Add => {
+                                let sum = cell.0 + x;
+                                let k = if cell.1 == Known::No || known == Known::No {
+                                    Known::No
+                                } else if sum.is_nan() {
+                                    Known::NanSign
+                                } else {
+                                    Known::Yes
+                                };
+                                (sum, k)
+                            }
+                        };
+                    }
+                }
+                env.index.pop();
+                results.push(slots[..carried].to_vec());
+                // The loop's slot: its number among this tape's loops.
+                ((results.len() - 1) as f64, Known::Yes)
+            }
+            op => {
+                let operands: Vec<Shadow> =
+                    inst.operands().iter().map(|&v| vals[v as usize]).collect();
+                let value = match (op, operands.len()) {
+                    (Op::PowI, _) => semantics::powi(operands[0].0, inst.powi_exponent()),
+                    (_, 1) => semantics::unary(op, operands[0].0),
+                    (_, 2) => semantics::binary(op, operands[0].0, operands[1].0),
+                    _ => semantics::ternary(op, operands[0].0, operands[1].0, operands[2].0),
+                };
+                (value, known_of(inst, &operands, value))
+            }
+        };
+        vals.push(r);
+    }
+    Some(vals)
+}
+
+/// [`reference`] for tapes with loops and arrays: the interpreter's
+/// outcome, with the NaN-sign rules followed through loop bodies, carried
+/// values and arrays. Panics if the shadow evaluation that tracks them
+/// disagrees with the interpreter on any output or on failing.
+pub fn loop_reference(tape: &Tape, x: &[f64], p: &[f64]) -> Reference {
+    let outcome = interpret(tape, x, p);
+    let mut env = ShadowEnv {
+        x,
+        p,
+        arrays: tape
+            .arrays()
+            .iter()
+            .map(|&len| vec![(-0.0, Known::Yes); len as usize])
+            .collect(),
+        index: Vec::new(),
+        guards_specified: true,
+    };
+    let inputs: Vec<Shadow> = x.iter().map(|&v| (v, Known::Yes)).collect();
+    let shadow = shadow_run(tape, &inputs, &mut env).map(|vals| {
+        let mut out = Vec::new();
+        for o in tape.outputs() {
+            match *o {
+                Output::Value(v) => out.push(vals[v as usize]),
+                Output::Slice { array, start, len } => out.extend_from_slice(
+                    &env.arrays[array as usize][start as usize..(start + len) as usize],
+                ),
+            }
+        }
+        out
+    });
+    let (x, p) = (show(x), show(p));
+    let specified =
+        match (&outcome, &shadow) {
+            (Ok(values), Some(shadow)) => {
+                for (k, (v, s)) in values.iter().zip(shadow).enumerate() {
+                    assert!(
+                        same(*v, s.0),
+                        "the interpreter gives {v:?} for output {k}, the shadow evaluation {:?} \
+                     at x={x} p={p}\n{tape}",
+                        s.0
+                    );
+                }
+                shadow.iter().map(|s| s.1 != Known::No).collect()
+            }
+            (Err(Error::GuardFailed { .. }), None) => Vec::new(),
+            _ => panic!(
+            "the interpreter gives {outcome:?}, the shadow evaluation {} at x={x} p={p}\n{tape}",
+            if shadow.is_some() { "values" } else { "a failing guard" }
+        ),
+        };
+    Reference {
+        outcome,
+        specified,
+        guards_specified: env.guards_specified,
+    }
+}
+
+/// The tape with every root value an output too, and (if `arrays`) every
+/// array whole, so that a wrong rewrite cannot hide in dead code. Loops and
+/// stores have no value; a loop's results are its `loopout`s and arrays.
+pub fn expose_values(tape: &Tape, arrays: bool) -> Tape {
+    let mut t = tape.clone();
+    for (i, inst) in tape.insts().iter().enumerate() {
+        if !inst.op.has_no_value() {
+            t.push_output(i as u32);
+        }
+    }
+    if arrays {
+        for (k, &len) in tape.arrays().iter().enumerate() {
+            t.push_output_entry(Output::Slice {
+                array: k as u32,
+                start: 0,
+                len,
+            });
+        }
+    }
+    t
+}
+
+/// The optimizer, and each of its passes alone, keep `tape` (a tape with
+/// loops and arrays, every value and array exposed half of the time) exact
+/// at `points` random points, by the rules of [`loop_reference`]: every
+/// specified output bit for bit, failing guards alike.
+pub fn check_opt_loops<C: Choices + ?Sized>(c: &mut C, tape: &Tape, points: usize) {
+    let mut all = vec!["optimize"];
+    all.extend(opt::pass_names());
+    check_opt_loops_with(c, tape, points, &all);
+}
+
+/// [`check_opt_loops`] for some of the passes only (`"optimize"` names the
+/// whole pipeline).
+pub fn check_opt_loops_with<C: Choices + ?Sized>(
+    c: &mut C,
+    tape: &Tape,
+    points: usize,
+    passes: &[&str],
+) {
+    let primal = if c.one_in(2) {
+        expose_values(tape, c.one_in(2))
+    } else {
+        tape.clone()
+    };
+    let variants: Vec<(&str, Tape)> = passes
+        .iter()
+        .map(|&name| {
+            let t = match name {
+                "optimize" => opt::optimize(&primal),
+                _ => opt::run_pass(name, &primal),
+            };
+            (name, t.unwrap())
+        })
+        .collect();
+    for (what, t) in &variants {
+        t.verify().unwrap_or_else(|e| {
+            panic!("{what}: the result does not verify: {e}\n{t}\noriginal:\n{primal}")
+        });
+        assert!(
+            t.n_outputs() == primal.n_outputs() && t.n_inputs() == primal.n_inputs(),
+            "{what} changed the interface\n{primal}\n{t}"
+        );
+    }
+    for _ in 0..points {
+        let (x, p) = random_inputs(c, &primal);
+        let expected = loop_reference(&primal, &x, &p);
+        for (what, t) in &variants {
+            let got = interpret(t, &x, &p);
+            let what = format!("{what} (optimized vs original)\n{t}\noriginal:");
+            assert_matches(&what, &expected, &got, Errors::BothGuard, &primal, (&x, &p));
+        }
+    }
+}

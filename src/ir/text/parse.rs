@@ -71,8 +71,13 @@ struct Parser<'a> {
     /// The line number reported for "the text ended too early".
     last_line: usize,
     n_params: usize,
-    depth: usize,
+    /// Trip counts of the loops whose bodies are open, outermost first.
+    trips: Vec<u32>,
 }
+
+/// Farthest element an access may address: the verifier's bound (it
+/// refuses `|offset|` or `|stride × trips|` above it).
+const ADDRESS_LIMIT: u64 = 1 << 40;
 
 /// Parses the text form and verifies the result.
 pub(super) fn parse(s: &str) -> Result<Tape> {
@@ -120,7 +125,7 @@ pub(super) fn parse(s: &str) -> Result<Tape> {
         next: 1,
         last_line: s.lines().count().max(1),
         n_params,
-        depth: 0,
+        trips: Vec::new(),
     };
     let (insts, outputs, loops, mut map) = parser.block(None)?;
     map.header = header;
@@ -336,20 +341,38 @@ impl<'a> Parser<'a> {
                 "trips" => trips = Some(c.integer("a trip count")?),
                 "init" => init = Some(c.list(Cursor::value)?),
                 "invariants" => invariants = Some(c.list(Cursor::value)?),
-                "reads" => reads = Some(c.list(Cursor::access)?),
-                _ => writes = Some(c.list(Cursor::write)?),
+                // Each with its column, for the check below.
+                "reads" => reads = Some(c.list(|c| Ok((c.column(), c.access()?)))?),
+                _ => writes = Some(c.list(|c| Ok((c.column(), c.write()?)))?),
             }
         }
         c.end()?;
         let trips = trips.ok_or_else(|| c.error(op, "a loop needs `trips=N`"))?;
         let (init, invariants) = (init.unwrap_or_default(), invariants.unwrap_or_default());
         let (reads, writes) = (reads.unwrap_or_default(), writes.unwrap_or_default());
-        if self.depth >= MAX_NESTING {
+        if self.trips.len() >= MAX_NESTING {
             return Err(c.error(op, format!("loops nest deeper than {MAX_NESTING} levels")));
         }
-        self.depth += 1;
+        self.trips.push(trips);
+        // Far beyond any buffer: refused here, as the verifier would, before
+        // its arithmetic on them can overflow.
+        let accesses = (reads.iter().map(|(at, a)| (*at, a)))
+            .chain(writes.iter().map(|(at, w)| (*at, &w.access)));
+        for (column, a) in accesses {
+            let far = a.offset.unsigned_abs() > ADDRESS_LIMIT
+                || (a.strides.iter().zip(&self.trips))
+                    .any(|(s, &n)| s.unsigned_abs().saturating_mul(n as u64) > ADDRESS_LIMIT);
+            if far {
+                return Err(c.error(
+                    column,
+                    "the access reaches beyond element 2^40 (|offset| and |stride * trips| must stay within it)",
+                ));
+            }
+        }
+        let reads: Vec<_> = reads.into_iter().map(|(_, a)| a).collect();
+        let writes: Vec<_> = writes.into_iter().map(|(_, w)| w).collect();
         let (insts, outputs, loops, map) = self.block(Some(at))?;
-        self.depth -= 1;
+        self.trips.pop();
         let n_inputs = init.len() + invariants.len() + reads.len();
         let body =
             Tape::from_structured(insts, outputs, n_inputs, self.n_params, loops, Vec::new());

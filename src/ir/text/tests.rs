@@ -553,3 +553,48 @@ fn truncated_or_corrupted_loop_text_never_panics() {
         }
     }
 }
+
+#[test]
+fn accesses_far_beyond_any_buffer_are_refused_without_overflow() {
+    // The verifier's arithmetic on these would overflow; the parser refuses
+    // them first (the verifier refuses them too: beyond 2^40).
+    let tape = |head: &str| {
+        format!("tape inputs=1 params=0 arrays=[2]\n{head}\n    outputs\n}}\noutputs\n")
+    };
+    let far = "the access reaches beyond element 2^40";
+    let cases = [
+        (
+            tape("%0 = loop trips=1 reads=[input[0 + -9223372036854775808*i0]] {"),
+            (2, 26),
+            far,
+        ),
+        (
+            tape("%0 = loop trips=1 reads=[input[-9223372036854775808 + 0*i0]] {"),
+            (2, 26),
+            far,
+        ),
+        (
+            tape("%0 = loop trips=4294967295 reads=[input[0 + 9223372036854775807*i0]] {"),
+            (2, 35),
+            far,
+        ),
+        (
+            tape("%0 = loop trips=3 reads=[input[0 + 0*i0]] writes=[store a0[0 + 549755813888*i0]] {"),
+            (2, 51),
+            far,
+        ),
+        // Nested: the outer loop's trips count.
+        (
+            "tape inputs=1 params=0\n%0 = loop trips=4096 {\n    %0 = loop trips=1 reads=[input[0 + 268435457*i0 + 0*i1]] {\n        outputs\n    }\n    outputs\n}\noutputs\n".to_string(),
+            (3, 30),
+            far,
+        ),
+        // At the bound itself: the verifier's own error.
+        (
+            tape("%0 = loop trips=2 reads=[input[0 + 549755813888*i0]] {"),
+            (2, 1),
+            "leaves the buffer",
+        ),
+    ];
+    assert_errors(&cases);
+}
