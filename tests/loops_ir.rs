@@ -16,7 +16,7 @@ use tapejit::ir::random::loops::{
     arbitrary_loop_tape, random_loop_tape, smooth_loop_tape, LoopTapeConfig,
 };
 use tapejit::ir::random::Choices;
-use tapejit::ir::{Op, Tape};
+use tapejit::ir::Tape;
 use tapejit::rng::SplitMix64;
 use tapejit::{interp, opt};
 
@@ -89,62 +89,14 @@ fn thousands_of_generated_loop_tapes_round_trip() {
     });
 }
 
-/// Whether a loop body (at any depth) has an effect beyond its loop's
-/// results and writes: a guard, a `store`, or a nested loop's writes. DCE
-/// drops such a loop when its results are unused (see the ignored `dce_*`
-/// tests below), so the checks of `dce` and of the whole pipeline skip
-/// these tapes until that is fixed; the other passes see them all.
-fn effects_in_bodies(t: &Tape, depth: usize) -> bool {
-    t.insts().iter().any(|i| {
-        (depth > 0 && matches!(i.op, Op::Guard | Op::Store))
-            || (i.op == Op::Loop && {
-                let lp = t.loop_of(i);
-                (depth > 0 && !lp.writes.is_empty()) || effects_in_bodies(&lp.body, depth + 1)
-            })
-    })
-}
-
-/// Whether a loop body (at any depth) reads an array, by `elem` or by a
-/// nested loop's reads. DCE decides a loop's liveness from its body's reads
-/// before it cleans the body, so a read that dies inside the body keeps
-/// earlier writes alive for one more pass: `dce` is not idempotent on these
-/// (see `dce_is_idempotent_when_a_body_read_dies`).
-fn array_reads_in_bodies(t: &Tape, depth: usize) -> bool {
-    t.insts().iter().any(|i| {
-        (depth > 0 && i.op == Op::Elem)
-            || (i.op == Op::Loop && {
-                let lp = t.loop_of(i);
-                let reads_array = lp
-                    .reads
-                    .iter()
-                    .any(|r| matches!(r.buffer, tapejit::ir::Buffer::Array(_)));
-                (depth > 0 && reads_array) || array_reads_in_bodies(&lp.body, depth + 1)
-            })
-    })
-}
-
-/// The passes checked on `tape`: every one, unless a body has effects (see
-/// [`effects_in_bodies`]).
-fn passes_for(tape: &Tape) -> Vec<&'static str> {
-    let mut passes = vec!["simplify", "cse", "guards"];
-    if !effects_in_bodies(tape, 0) {
-        passes.extend(["dce", "optimize"]);
-    }
-    passes
-}
+/// The passes checked on every tape: each pass alone and the pipeline.
+const PASSES: [&str; 5] = ["simplify", "cse", "guards", "dce", "optimize"];
 
 #[test]
 fn optimizer_keeps_loop_tapes_bitwise() {
-    cases("opt", 1_000, |rng, k| {
-        // Every other case, a tape the whole pipeline can take (a few draws).
-        let mut tape = arbitrary_loop_tape(rng, 3_000);
-        for _ in 0..6 {
-            if k % 2 == 0 || !effects_in_bodies(&tape, 0) {
-                break;
-            }
-            tape = arbitrary_loop_tape(rng, 3_000);
-        }
-        check_opt_loops_with(rng, &tape, 3, &passes_for(&tape));
+    cases("opt", 1_000, |rng, _| {
+        let tape = arbitrary_loop_tape(rng, 3_000);
+        check_opt_loops_with(rng, &tape, 3, &PASSES);
     });
 }
 
@@ -156,7 +108,7 @@ fn optimizer_keeps_default_and_smooth_loop_tapes_bitwise() {
         } else {
             smooth_loop_tape(rng, &LoopTapeConfig::default()).tape
         };
-        check_opt_loops_with(rng, &tape, 3, &passes_for(&tape));
+        check_opt_loops_with(rng, &tape, 3, &PASSES);
     });
 }
 
@@ -171,24 +123,11 @@ fn optimizer_keeps_large_loop_tapes_bitwise() {
         };
         let tape = random_loop_tape(rng.next_u64(), &config);
         assert!(tape.work() <= 10_000);
-        check_opt_loops_with(rng, &tape, 2, &passes_for(&tape));
+        check_opt_loops_with(rng, &tape, 2, &PASSES);
     });
 }
 
 #[test]
-fn enough_loop_tapes_reach_the_whole_pipeline() {
-    // The filter above must leave the pipeline plenty of loops to check.
-    let mut rng = SplitMix64::new(1);
-    let tapes: Vec<Tape> = (0..400).map(|_| any_loop_tape(&mut rng)).collect();
-    let checked = tapes
-        .iter()
-        .filter(|t| t.n_loops() >= 2 && !effects_in_bodies(t, 0))
-        .count();
-    assert!(checked >= 60, "{checked}");
-}
-
-#[test]
-#[ignore = "opt::dce drops loops whose bodies have effects: see dce_keeps_* below"]
 fn optimizer_keeps_every_loop_tape_bitwise() {
     cases("opt-all", 600, |rng, _| {
         let tape = arbitrary_loop_tape(rng, 3_000);
@@ -213,9 +152,7 @@ fn optimizer_passes_are_idempotent_on_loop_tapes() {
         for name in ["simplify", "cse", "guards"] {
             assert_idempotent(name, &tape);
         }
-        if !effects_in_bodies(&tape, 0) && !array_reads_in_bodies(&tape, 0) {
-            assert_idempotent("dce", &tape);
-        }
+        assert_idempotent("dce", &tape);
         let full = opt::optimize(&tape).unwrap();
         assert!(
             opt::optimize(&full).unwrap() == full,
@@ -226,7 +163,6 @@ fn optimizer_passes_are_idempotent_on_loop_tapes() {
 }
 
 #[test]
-#[ignore = "opt::dce is not idempotent when a read inside a body dies"]
 fn every_optimizer_pass_is_idempotent_on_every_loop_tape() {
     cases("idempotent-all", 600, |rng, _| {
         let tape = expose_values(&any_loop_tape(rng), rng.one_in(2));
@@ -354,7 +290,6 @@ fn assert_pass_exact(pass: &str, text: &str, x: &[f64]) {
 /// body; DCE sees no result used and no write of the loop's own, drops it,
 /// and the output reads `-0.0` instead of `3.0`.
 #[test]
-#[ignore = "bug in opt::dce: a store in a loop body is not an effect of the loop"]
 fn dce_keeps_a_loop_whose_body_stores() {
     let text = "tape inputs=1 params=0 arrays=[1]
 %0 = input 0
@@ -370,7 +305,6 @@ outputs a0[0..1]
 
 /// Found by `opt:0`: the writes are the nested loop's, not the outer one's.
 #[test]
-#[ignore = "bug in opt::dce: a nested loop's writes are not effects of the enclosing loop"]
 fn dce_keeps_a_loop_whose_nested_loop_writes() {
     let text = "tape inputs=1 params=0 arrays=[1]
 %0 = loop trips=1 {
@@ -388,7 +322,6 @@ outputs a0[0..1]
 /// A guard in a body fails the evaluation (at x = 0 here); DCE drops the
 /// loop, and the optimized tape returns a value instead.
 #[test]
-#[ignore = "bug in opt::dce: a guard in a loop body is not an effect of the loop"]
 fn dce_keeps_a_loop_whose_body_has_a_guard() {
     let text = "tape inputs=1 params=0
 %0 = input 0
@@ -406,7 +339,6 @@ outputs %0
 /// loop's body reads `a0`, then removes that (dead) read from the body; the
 /// second pass removes the store.
 #[test]
-#[ignore = "opt::dce is not idempotent: a body read that dies keeps writes alive one pass more"]
 fn dce_is_idempotent_when_a_body_read_dies() {
     let tape: Tape = "tape inputs=1 params=0 arrays=[1]
 %0 = input 0
@@ -432,7 +364,6 @@ outputs %3
 /// such accesses before verifying (see `ir::text`), so only tapes built in
 /// code reach it.
 #[test]
-#[ignore = "bug in Tape::verify: overflow on extreme strides and offsets"]
 fn verify_refuses_extreme_accesses_without_panicking() {
     use tapejit::ir::{Access, Buffer, Loop};
     let access = |offset: i64, stride: i64| Access {
@@ -526,7 +457,7 @@ fn mutated_loop_text_never_panics_and_what_parses_runs() {
         if t.work() <= 100_000 && memory <= 100_000 && t.n_inputs() + t.n_params() <= 1 << 16 {
             let (x, p) = tapejit::ir::random::random_inputs(rng, &t);
             loop_reference(&t, &x, &p);
-            check_opt_loops_with(rng, &t, 2, &passes_for(&t));
+            check_opt_loops_with(rng, &t, 2, &PASSES);
         }
     });
     eprintln!("{parsed} of 2000 mutated texts parsed");

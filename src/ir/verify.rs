@@ -325,13 +325,19 @@ fn verify_loop(lp: &Loop, scope: &Scope<'_>, extra_inputs: usize) -> Result<()> 
                 }
             },
         };
-        let overflow = a
-            .strides
-            .iter()
-            .zip(&trips)
-            .any(|(&s, &n)| s.checked_mul(n as i64).is_none_or(|x| x.abs() > 1 << 40));
-        let (lo, hi) = a.range(&trips);
-        if overflow || a.offset.abs() > 1 << 40 || lo < 0 || hi >= len {
+        // In i128, so that no offset or stride can overflow the check;
+        // within bounds, the i64 arithmetic of the backends cannot overflow.
+        let (mut lo, mut hi) = (a.offset as i128, a.offset as i128);
+        for (&s, &n) in a.strides.iter().zip(&trips) {
+            let span = s as i128 * (n as i128 - 1);
+            if span < 0 {
+                lo += span;
+            } else {
+                hi += span;
+            }
+        }
+        let stride_too_large = a.strides.iter().any(|&s| (s as i128).abs() > 1 << 40);
+        if stride_too_large || lo < 0 || hi >= len as i128 {
             return Err(bad(format!(
                 "a {what} of {:?} at {} with strides {:?} leaves the buffer of length {len}",
                 a.buffer, a.offset, a.strides

@@ -5,10 +5,13 @@ use crate::ir::{Buffer, Loop, Op, Output, Tape};
 
 /// Removes every instruction that no output and no guard needs. Guards are
 /// effects (they can stop evaluation) and always stay. A loop stays when
-/// one of its results is used or it writes an array that is read later
-/// (by an `elem`, a live loop or an output slice); a store stays when its
-/// array is read later.
+/// one of its results is used, it writes an array that is read later (by an
+/// `elem`, a live loop or an output slice), or its body holds a guard; a
+/// store stays when its array is read later. Loop reads and invariants
+/// that the (already cleaned) body no longer uses are dropped first.
 pub fn dce(tape: &Tape) -> Tape {
+    let pruned = prune_loop_slots(tape);
+    let tape = pruned.as_ref().unwrap_or(tape);
     let insts = tape.insts();
     let mut live = vec![false; insts.len()];
     let mut array_read = vec![false; tape.arrays().len()];
@@ -30,7 +33,7 @@ pub fn dce(tape: &Tape) -> Tape {
             }
             Op::Loop => {
                 let lp = tape.loop_of(inst);
-                live[i] |= writes_read_array(lp, &array_read);
+                live[i] |= writes_read_array(lp, &array_read) || has_guard(&lp.body);
                 if live[i] {
                     mark_reads(lp, &mut array_read);
                 }
@@ -52,6 +55,82 @@ pub fn dce(tape: &Tape) -> Tape {
         } else {
             Action::Drop
         }
+    })
+}
+
+/// Whether `body` or a loop nested in it holds a guard.
+fn has_guard(body: &Tape) -> bool {
+    body.insts().iter().any(|i| i.op == Op::Guard)
+        || body.loops().iter().any(|l| has_guard(&l.body))
+}
+
+/// `tape` with the reads and invariants its loops' bodies no longer use
+/// removed (`None` if there are none).
+fn prune_loop_slots(tape: &Tape) -> Option<Tape> {
+    let mut changed = false;
+    let mut loops = tape.loops().to_vec();
+    for (lp, inst) in loops
+        .iter_mut()
+        .zip(tape.insts().iter().filter(|i| i.op == Op::Loop))
+    {
+        let n_states = tape.checkpoint_of(inst).map_or(0, |cp| cp.states.len());
+        let mut used = vec![false; lp.body.n_inputs()];
+        for i in lp.body.insts() {
+            if i.op == Op::Input {
+                used[i.args[0] as usize] = true;
+            }
+        }
+        let m = lp.n_carried();
+        let (nv, nr) = (lp.invariants.len(), lp.reads.len());
+        let keep_inv: Vec<bool> = (0..nv).map(|a| used[m + a]).collect();
+        let keep_read: Vec<bool> = (0..nr).map(|r| used[m + nv + r]).collect();
+        if keep_inv.iter().chain(&keep_read).all(|&k| k) {
+            continue;
+        }
+        changed = true;
+        let mut keep = vec![true; m];
+        keep.extend(&keep_inv);
+        keep.extend(&keep_read);
+        keep.extend(std::iter::repeat_n(true, n_states));
+        let mut new_index = vec![u32::MAX; keep.len()];
+        let mut next = 0;
+        for (j, &k) in keep.iter().enumerate() {
+            if k {
+                new_index[j] = next;
+                next += 1;
+            }
+        }
+        let mut insts = lp.body.insts().to_vec();
+        for i in &mut insts {
+            if i.op == Op::Input {
+                i.args[0] = new_index[i.args[0] as usize];
+            }
+        }
+        lp.body = Tape::from_structured(
+            insts,
+            lp.body.outputs().to_vec(),
+            next as usize,
+            lp.body.n_params(),
+            lp.body.loops().to_vec(),
+            Vec::new(),
+        )
+        .with_checkpoints(lp.body.checkpoints().to_vec());
+        let mut k = keep_inv.iter();
+        lp.invariants
+            .retain(|_| *k.next().expect("one flag per invariant"));
+        let mut k = keep_read.iter();
+        lp.reads.retain(|_| *k.next().expect("one flag per read"));
+    }
+    changed.then(|| {
+        Tape::from_structured(
+            tape.insts().to_vec(),
+            tape.outputs().to_vec(),
+            tape.n_inputs(),
+            tape.n_params(),
+            loops,
+            tape.arrays().to_vec(),
+        )
+        .with_checkpoints(tape.checkpoints().to_vec())
     })
 }
 

@@ -80,29 +80,26 @@ pub(super) fn rewrite(tape: &Tape, mut decide: impl FnMut(&[Inst], Inst) -> Acti
     .with_checkpoints(checkpoints)
 }
 
-/// Applies `pass` to `tape` and then, recursively, to every loop body.
+/// Applies `pass` to every loop body (recursively, innermost first) and
+/// then to `tape`, so that a pass deciding about a loop sees its body
+/// already transformed.
 pub(super) fn deep(pass: fn(&Tape) -> Tape, tape: &Tape) -> Tape {
-    let mut out = pass(tape);
-    if out.loops().is_empty() {
-        return out;
+    if tape.loops().is_empty() {
+        return pass(tape);
     }
-    let mut checkpoints = out.take_checkpoints();
+    let mut inner = tape.clone();
+    let mut checkpoints = inner.take_checkpoints();
     for cp in &mut checkpoints {
         cp.step = deep(pass, &cp.step);
     }
-    let (insts, outputs, mut loops, arrays) = out.into_parts();
+    let (n_inputs, n_params) = (tape.n_inputs(), tape.n_params());
+    let (insts, outputs, mut loops, arrays) = inner.into_parts();
     for lp in &mut loops {
         lp.body = deep(pass, &lp.body);
     }
-    Tape::from_structured(
-        insts,
-        outputs,
-        tape.n_inputs(),
-        tape.n_params(),
-        loops,
-        arrays,
-    )
-    .with_checkpoints(checkpoints)
+    let inner = Tape::from_structured(insts, outputs, n_inputs, n_params, loops, arrays)
+        .with_checkpoints(checkpoints);
+    pass(&inner)
 }
 
 /// The constant value `v` has, if it is a constant.
