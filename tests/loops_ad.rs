@@ -197,7 +197,13 @@ fn checkpointed_gradients_equal_stored_states_bit_for_bit() {
             MemoryBudget::Bytes(24 * 10),
         ] {
             let f = with(budget);
-            let cps = f.gradient_tape().unwrap().checkpoints().len();
+            let g = f.gradient_tape().unwrap();
+            assert_eq!(
+                &g.to_string().parse::<Tape>().unwrap(),
+                g,
+                "text round trip"
+            );
+            let cps = g.checkpoints().len();
             if steps == 1000 {
                 assert_eq!(cps, 1, "{budget:?}: 1000 steps exceed the budget");
             }

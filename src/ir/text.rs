@@ -76,6 +76,11 @@
 //!   `}`. Its instructions are numbered from `%0` again; its inputs are its
 //!   slots, `input k` for `k` in carried ++ invariants ++ reads; `param i`
 //!   is the root's parameter `i`. Bodies nest, up to [`MAX_NESTING`] levels.
+//! - **A checkpointed loop** (root tapes only, see
+//!   [`Checkpoint`](crate::ir::Checkpoint)) closes its body with
+//!   `} checkpoint snapshots=S init=[...] invariants=[...] reads=[...] states=[j, ...] {`
+//!   instead of `}`, followed by the forward step's block and `}`; the
+//!   body then has one more input per entry of `states`, after its reads.
 //! - `loopout %L k` is the final value of carried value `k` of loop `%L`;
 //!   `elem aK[j]` reads an element, `store aK[j] %v` writes one; an output
 //!   `aK[s..e]` lists elements `s` to `e - 1` of an array.
@@ -184,7 +189,20 @@ fn write_block(f: &mut fmt::Formatter<'_>, tape: &Tape, depth: usize) -> fmt::Re
         field(f, "writes", &writes)?;
         writeln!(f, " {{")?;
         write_block(f, &lp.body, depth + 1)?;
-        writeln!(f, "{pad}}}")?;
+        match tape.checkpoint_of(inst) {
+            None => writeln!(f, "{pad}}}")?,
+            Some(cp) => {
+                write!(f, "{pad}}} checkpoint snapshots={}", cp.snapshots)?;
+                field(f, "init", &values(&cp.init))?;
+                field(f, "invariants", &values(&cp.invariants))?;
+                field(f, "reads", &cp.reads.iter().map(access).collect::<Vec<_>>())?;
+                let states: Vec<String> = cp.states.iter().map(u32::to_string).collect();
+                field(f, "states", &states)?;
+                writeln!(f, " {{")?;
+                write_block(f, &cp.step, depth + 1)?;
+                writeln!(f, "{pad}}}")?;
+            }
+        }
     }
     write!(f, "{pad}outputs")?;
     for o in tape.outputs() {

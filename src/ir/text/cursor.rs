@@ -17,6 +17,7 @@ pub(super) struct Line<'a> {
 }
 
 /// Reads the pieces of one line from left to right.
+#[derive(Clone)]
 pub(super) struct Cursor<'a> {
     number: usize,
     code: &'a str,

@@ -9,7 +9,7 @@
 
 use super::cursor::{Cursor, Line, Pos};
 use crate::error::{Error, Result};
-use crate::ir::{Inst, Loop, Op, Output, Shape, Tape};
+use crate::ir::{Access, Checkpoint, Inst, Loop, Op, Output, Shape, Tape};
 
 /// Deepest nesting of loop bodies the parser accepts (a guard against
 /// exhausting the stack on hostile input; the verifier, the interpreter
@@ -73,6 +73,9 @@ struct Parser<'a> {
     n_params: usize,
     /// Trip counts of the loops whose bodies are open, outermost first.
     trips: Vec<u32>,
+    /// The fields of a `} checkpoint ... {` line closing a body: the loop
+    /// being parsed is checkpointed, its step block comes next.
+    after_body: Option<Checkpoint>,
 }
 
 /// Farthest element an access may address: the verifier's bound (it
@@ -126,10 +129,12 @@ pub(super) fn parse(s: &str) -> Result<Tape> {
         last_line: s.lines().count().max(1),
         n_params,
         trips: Vec::new(),
+        after_body: None,
     };
-    let (insts, outputs, loops, mut map) = parser.block(None)?;
+    let (insts, outputs, loops, checkpoints, mut map) = parser.block(None)?;
     map.header = header;
-    let tape = Tape::from_structured(insts, outputs, n_inputs, n_params, loops, arrays);
+    let tape = Tape::from_structured(insts, outputs, n_inputs, n_params, loops, arrays)
+        .with_checkpoints(checkpoints);
     tape.verify().map_err(|e| match e {
         Error::InvalidTape { instr, message } => {
             let (line, column) = map.locate(instr, &message);
@@ -145,7 +150,7 @@ pub(super) fn parse(s: &str) -> Result<Tape> {
 }
 
 /// The parts of one parsed tape.
-type Block = (Vec<Inst>, Vec<Output>, Vec<Loop>, LineMap);
+type Block = (Vec<Inst>, Vec<Output>, Vec<Loop>, Vec<Checkpoint>, LineMap);
 
 impl<'a> Parser<'a> {
     /// Parses instructions up to and including the `outputs` line, and for
@@ -153,6 +158,7 @@ impl<'a> Parser<'a> {
     fn block(&mut self, opened: Option<Pos>) -> Result<Block> {
         let mut insts = Vec::new();
         let mut loops = Vec::new();
+        let mut checkpoints = Vec::new();
         let mut map = LineMap {
             body: opened.is_some(),
             header: opened.unwrap_or_default(),
@@ -268,7 +274,22 @@ impl<'a> Parser<'a> {
                     let (lp, body_map) = self.loop_entry(&mut c, pos, column)?;
                     loops.push(lp);
                     map.loops.push(body_map);
-                    Inst::run_loop(loops.len() as u32 - 1)
+                    let mut inst = Inst::run_loop(loops.len() as u32 - 1);
+                    if let Some(mut cp) = self.after_body.take() {
+                        let (insts, outputs, loops, _, _) = self.block(Some(pos))?;
+                        let n_inputs = cp.init.len() + cp.invariants.len() + cp.reads.len();
+                        cp.step = Tape::from_structured(
+                            insts,
+                            outputs,
+                            n_inputs,
+                            self.n_params,
+                            loops,
+                            Vec::new(),
+                        );
+                        checkpoints.push(cp);
+                        inst.args[1] = checkpoints.len() as u32;
+                    }
+                    inst
                 }
             };
             if op != Op::Loop {
@@ -302,10 +323,16 @@ impl<'a> Parser<'a> {
                         "`}}` closing the body of the loop at line {l} (the body's `outputs` line is its last)"
                     )));
                 }
-                c.end()?;
+                let start = c.at;
+                if c.word() == "checkpoint" {
+                    self.after_body = Some(checkpoint_fields(&mut c)?);
+                } else {
+                    c.at = start;
+                    c.end()?;
+                }
             }
         }
-        Ok((insts, outputs, loops, map))
+        Ok((insts, outputs, loops, checkpoints, map))
     }
 
     /// The rest of a `loop` line (fields and `{`), then the body block.
@@ -371,11 +398,14 @@ impl<'a> Parser<'a> {
         }
         let reads: Vec<_> = reads.into_iter().map(|(_, a)| a).collect();
         let writes: Vec<_> = writes.into_iter().map(|(_, w)| w).collect();
-        let (insts, outputs, loops, map) = self.block(Some(at))?;
+        let (insts, outputs, loops, checkpoints, map) = self.block(Some(at))?;
         self.trips.pop();
-        let n_inputs = init.len() + invariants.len() + reads.len();
+        // A checkpoint's states are body inputs after the reads.
+        let states = self.after_body.as_ref().map_or(0, |cp| cp.states.len());
+        let n_inputs = init.len() + invariants.len() + reads.len() + states;
         let body =
-            Tape::from_structured(insts, outputs, n_inputs, self.n_params, loops, Vec::new());
+            Tape::from_structured(insts, outputs, n_inputs, self.n_params, loops, Vec::new())
+                .with_checkpoints(checkpoints);
         let lp = Loop {
             trips,
             body,
@@ -386,6 +416,61 @@ impl<'a> Parser<'a> {
         };
         Ok((lp, map))
     }
+}
+
+/// The rest of a `} checkpoint snapshots=S init=[..] invariants=[..]
+/// reads=[..] states=[..] {` line (the step, parsed next, is left empty).
+fn checkpoint_fields(c: &mut Cursor<'_>) -> Result<Checkpoint> {
+    let (mut snapshots, mut init, mut invariants, mut reads, mut states) =
+        (None, None, None, None, None);
+    while !c.eat("{") {
+        let column = c.column();
+        let start = c.at;
+        let name = c.word();
+        let duplicate = match name {
+            "snapshots" => snapshots.is_some(),
+            "init" => init.is_some(),
+            "invariants" => invariants.is_some(),
+            "reads" => reads.is_some(),
+            "states" => states.is_some(),
+            _ => {
+                c.at = start;
+                return Err(c.expected(
+                    "a checkpoint field (snapshots=, init=, invariants=, reads=, states=) or `{`",
+                ));
+            }
+        };
+        if duplicate {
+            return Err(c.error(column, format!("`{name}=` is given twice")));
+        }
+        c.expect("=")?;
+        match name {
+            "snapshots" => snapshots = Some(c.integer("a number of snapshots")?),
+            "init" => init = Some(c.list(Cursor::value)?),
+            "invariants" => invariants = Some(c.list(Cursor::value)?),
+            "reads" => reads = Some(c.list(|c| c.access())?),
+            _ => states = Some(c.list(|c| c.integer("a carried value number"))?),
+        }
+    }
+    c.end()?;
+    let snapshots = snapshots.ok_or_else(|| c.error(1, "a checkpoint needs `snapshots=S`"))?;
+    let (init, invariants): (Vec<u32>, Vec<u32>) =
+        (init.unwrap_or_default(), invariants.unwrap_or_default());
+    let reads: Vec<Access> = reads.unwrap_or_default();
+    if reads.iter().any(|a| {
+        a.offset.unsigned_abs() > ADDRESS_LIMIT
+            || a.strides.iter().any(|s| s.unsigned_abs() > ADDRESS_LIMIT)
+    }) {
+        return Err(c.error(1, "a checkpoint read reaches beyond element 2^40"));
+    }
+    Ok(Checkpoint {
+        snapshots,
+        step: Tape::default(),
+        init,
+        invariants,
+        reads,
+        states: states.unwrap_or_default(),
+    })
 }
 
 /// The items of an `outputs` line: values `%3` and array slices `a0[2..7]`.
