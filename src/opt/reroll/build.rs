@@ -3,6 +3,7 @@
 use super::classify::{Arg, Mat, Template, Unit};
 use super::level::{remap, remap_loop, remap_outputs, Ctx, FastMap, Level};
 use super::nest;
+use crate::opt::{dce, rewrite};
 use crate::ir::{Access, Buffer, Inst, Loop, Op, Tape, Value, Write, WriteMode};
 
 /// The level tape with every template (in tape order, disjoint) rolled.
@@ -96,12 +97,22 @@ impl Builder {
             };
             super::reroll_level(&body, &mut inner)
         };
+        // Inner loops may read directly what a slot held: drop unused slots.
+        let (body, keep) = prune_slots(&rewrite::deep(dce::dce, &body), t.carried.len());
+        let n_carried = t.carried.len();
+        let kept = |k: usize| keep[n_carried + k];
         let lp = Loop {
             trips: t.trips as u32,
             body,
             init: t.carried.iter().map(|&(_, v)| self.map[v as usize]).collect(),
-            invariants: t.invariants.iter().map(|&v| self.map[v as usize]).collect(),
-            reads: t.reads.clone(),
+            invariants: (t.invariants.iter().enumerate())
+                .filter(|&(k, _)| kept(k))
+                .map(|(_, &v)| self.map[v as usize])
+                .collect(),
+            reads: (t.reads.iter().enumerate())
+                .filter(|&(k, _)| kept(t.invariants.len() + k))
+                .map(|(_, r)| r.clone())
+                .collect(),
             writes: writes.clone(),
         };
         let l = self.push_loop(lp);
@@ -190,4 +201,32 @@ fn body(level: &Level<'_>, t: &Template, depth: usize) -> Tape {
         body.push_output(bv[j as usize]);
     }
     body
+}
+
+/// Removes the invariant and read slots (those after the first
+/// `n_carried`) that no `input` instruction of `body` reads; returns the
+/// new body and which slots were kept.
+fn prune_slots(body: &Tape, n_carried: usize) -> (Tape, Vec<bool>) {
+    let n = body.n_inputs();
+    let mut keep = vec![false; n];
+    keep[..n_carried].fill(true);
+    for inst in body.insts() {
+        if inst.op == Op::Input {
+            keep[inst.args[0] as usize] = true;
+        }
+    }
+    let mut new_slot = vec![0u32; n];
+    let mut next = 0;
+    for s in 0..n {
+        new_slot[s] = next;
+        next += keep[s] as u32;
+    }
+    let (mut insts, outputs, loops, arrays) = body.clone().into_parts();
+    for inst in &mut insts {
+        if inst.op == Op::Input {
+            inst.args[0] = new_slot[inst.args[0] as usize];
+        }
+    }
+    let pruned = Tape::from_structured(insts, outputs, next as usize, body.n_params(), loops, arrays);
+    (pruned, keep)
 }
