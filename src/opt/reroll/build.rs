@@ -3,8 +3,8 @@
 use super::classify::{Arg, Mat, Template, Unit};
 use super::level::{remap, remap_loop, remap_outputs, Ctx, FastMap, Level};
 use super::nest;
-use crate::opt::{dce, rewrite};
 use crate::ir::{Access, Buffer, Inst, Loop, Op, Tape, Value, Write, WriteMode};
+use crate::opt::{dce, rewrite};
 
 /// The level tape with every template (in tape order, disjoint) rolled.
 pub(super) fn build(level: &Level<'_>, chosen: &[Template], ctx: &mut Ctx<'_>) -> Tape {
@@ -31,7 +31,14 @@ pub(super) fn build(level: &Level<'_>, chosen: &[Template], ctx: &mut Ctx<'_>) -
     } else {
         Vec::new()
     };
-    Tape::from_structured(b.insts, outputs, old.n_inputs(), old.n_params(), b.loops, arrays)
+    Tape::from_structured(
+        b.insts,
+        outputs,
+        old.n_inputs(),
+        old.n_params(),
+        b.loops,
+        arrays,
+    )
 }
 
 struct Builder {
@@ -104,7 +111,11 @@ impl Builder {
         let lp = Loop {
             trips: t.trips as u32,
             body,
-            init: t.carried.iter().map(|&(_, v)| self.map[v as usize]).collect(),
+            init: t
+                .carried
+                .iter()
+                .map(|&(_, v)| self.map[v as usize])
+                .collect(),
             invariants: (t.invariants.iter().enumerate())
                 .filter(|&(k, _)| kept(k))
                 .map(|(_, &v)| self.map[v as usize])
@@ -227,6 +238,13 @@ fn prune_slots(body: &Tape, n_carried: usize) -> (Tape, Vec<bool>) {
             inst.args[0] = new_slot[inst.args[0] as usize];
         }
     }
-    let pruned = Tape::from_structured(insts, outputs, next as usize, body.n_params(), loops, arrays);
+    let pruned = Tape::from_structured(
+        insts,
+        outputs,
+        next as usize,
+        body.n_params(),
+        loops,
+        arrays,
+    );
     (pruned, keep)
 }

@@ -108,7 +108,13 @@ pub(super) struct Attempt {
 }
 
 /// Matches the segment of period `d` starting at `a` for up to `max` iterations.
-pub(super) fn classify(level: &Level<'_>, shared: &Shared, a: usize, d: usize, max: usize) -> Attempt {
+pub(super) fn classify(
+    level: &Level<'_>,
+    shared: &Shared,
+    a: usize,
+    d: usize,
+    max: usize,
+) -> Attempt {
     let mut c = Classifier {
         level,
         shared,
@@ -189,17 +195,20 @@ impl Classifier<'_, '_> {
             self.t.arg_start.push(self.t.args.len() as u32);
         }
         match it.op {
-            Op::Elem => return self.elem_unit(j, k, (it.args[0], it.args[1]), (iq.args[0], iq.args[1])),
-            Op::PowI | Op::LoopOut if it.args[1] != iq.args[1] => return false,
-            Op::Loop => {
-                if !self.loop_unit(j, k, t, q) {
-                    return false;
-                }
+            Op::Elem => {
+                return self.elem_unit(j, k, (it.args[0], it.args[1]), (iq.args[0], iq.args[1]))
             }
+            Op::PowI | Op::LoopOut if it.args[1] != iq.args[1] => return false,
+            Op::Loop if !self.loop_unit(j, k, t, q) => return false,
+            Op::Loop => {}
             _ if k == 1 => self.t.units.push(Unit::Inst),
             _ => {}
         }
-        let start = if k == 1 { 0 } else { self.t.arg_start[j] as usize };
+        let start = if k == 1 {
+            0
+        } else {
+            self.t.arg_start[j] as usize
+        };
         for (o, (u0, uk)) in tape.uses(t).zip(tape.uses(q)).enumerate() {
             let (u0, uk) = (u0 as usize, uk as usize);
             if k == 1 {
@@ -217,7 +226,13 @@ impl Classifier<'_, '_> {
         true
     }
 
-    fn elem_unit(&mut self, j: usize, k: usize, (a0, e0): (u32, u32), (ak, ek): (u32, u32)) -> bool {
+    fn elem_unit(
+        &mut self,
+        j: usize,
+        k: usize,
+        (a0, e0): (u32, u32),
+        (ak, ek): (u32, u32),
+    ) -> bool {
         let (e0, ek) = (e0 as i64, ek as i64);
         if k == 1 {
             if a0 == ak {
@@ -243,7 +258,8 @@ impl Classifier<'_, '_> {
         match self.t.units[j] {
             Unit::Read(slot) => {
                 let r = &self.t.reads[slot as usize];
-                r.buffer == Buffer::Array(ak) && ek == r.offset + k as i64 * r.strides[self.level.depth]
+                r.buffer == Buffer::Array(ak)
+                    && ek == r.offset + k as i64 * r.strides[self.level.depth]
             }
             Unit::Elem => e0 == ek && self.pair(a0, ak, k) == Some(true),
             _ => false,
@@ -252,7 +268,10 @@ impl Classifier<'_, '_> {
 
     fn loop_unit(&mut self, j: usize, k: usize, t: usize, q: usize) -> bool {
         let tape = self.level.tape;
-        let (l0, lk) = (tape.loop_of(&tape.insts()[t]), tape.loop_of(&tape.insts()[q]));
+        let (l0, lk) = (
+            tape.loop_of(&tape.insts()[t]),
+            tape.loop_of(&tape.insts()[q]),
+        );
         let (mut acc, mut arr) = (std::mem::take(&mut self.acc), std::mem::take(&mut self.arr));
         acc.clear();
         arr.clear();
@@ -262,7 +281,13 @@ impl Classifier<'_, '_> {
         ok
     }
 
-    fn loop_pairs(&mut self, j: usize, k: usize, acc: &[AccessPair], arr: &[(ArrayId, ArrayId)]) -> bool {
+    fn loop_pairs(
+        &mut self,
+        j: usize,
+        k: usize,
+        acc: &[AccessPair],
+        arr: &[(ArrayId, ArrayId)],
+    ) -> bool {
         let (mut strides, mut scratch) = (Vec::new(), Vec::new());
         for (m, &(b0, o0, bk, ok)) in acc.iter().enumerate() {
             let is_scratch = match (b0, bk) {

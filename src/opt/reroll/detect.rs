@@ -23,6 +23,7 @@
 
 use super::classify::{classify, Template};
 use super::level::{FastMap, Level, Shared};
+use crate::ir::Op;
 use std::collections::BTreeMap;
 
 /// Window lengths of the candidate search.
@@ -45,7 +46,9 @@ pub(super) fn candidates(level: &Level<'_>, shared: &Shared) -> Vec<Template> {
     let mut top = [1u64; WINDOWS.len()];
     for (wi, &w) in WINDOWS.iter().enumerate() {
         for i in 0..w.min(n - lead) {
-            hash[wi] = hash[wi].wrapping_mul(BASE).wrapping_add(level.key[lead + i]);
+            hash[wi] = hash[wi]
+                .wrapping_mul(BASE)
+                .wrapping_add(level.key[lead + i]);
             if i > 0 {
                 top[wi] = top[wi].wrapping_mul(BASE);
             }
@@ -126,13 +129,24 @@ fn local_match(level: &Level<'_>, q: usize, d: usize) -> bool {
 }
 
 /// The loops found in run `[r0, r1)` of period `d`.
-fn run_candidates(level: &Level<'_>, shared: &Shared, r0: usize, r1: usize, d: usize, out: &mut Vec<Template>) {
+fn run_candidates(
+    level: &Level<'_>,
+    shared: &Shared,
+    r0: usize,
+    r1: usize,
+    d: usize,
+    out: &mut Vec<Template>,
+) {
     let min = shared.min_trips.max(2);
     if (r1 - r0) / d + 1 < min {
         return;
     }
     let phase = best_start(level, r0, r1, d);
-    let mut a = if phase >= level.lead + d { phase - d } else { phase };
+    let mut a = if phase >= level.lead + d {
+        phase - d
+    } else {
+        phase
+    };
     while a + min * d <= r1 {
         let attempt = classify(level, shared, a, d, (r1 - a) / d);
         match attempt.template {
@@ -147,7 +161,8 @@ fn run_candidates(level: &Level<'_>, shared: &Shared, r0: usize, r1: usize, d: u
 }
 
 /// The start in `[r0, r0 + d)` whose iteration boundary has the fewest
-/// values live across it (ties: the earliest).
+/// values live across it (ties: the earliest); a boundary between a loop
+/// and its `loopout` is never chosen when another exists.
 fn best_start(level: &Level<'_>, r0: usize, r1: usize, d: usize) -> usize {
     if r1 - r0 < 3 * d {
         return r0;
@@ -172,9 +187,15 @@ fn best_start(level: &Level<'_>, r0: usize, r1: usize, d: usize) -> usize {
             continue;
         }
         let (from, to) = ((v + 1).max(m), last.min(m + d - 1));
+        // A loop and its `loopout` must stay in one iteration.
+        let weight = if tape.insts()[v].op == Op::Loop {
+            1 << 20
+        } else {
+            1
+        };
         if from <= to {
-            diff[from - m] += 1;
-            diff[to - m + 1] -= 1;
+            diff[from - m] += weight;
+            diff[to - m + 1] -= weight;
         }
     }
     let (mut live, mut best, mut best_live) = (0i64, 0usize, i64::MAX);
@@ -190,11 +211,7 @@ fn best_start(level: &Level<'_>, r0: usize, r1: usize, d: usize) -> usize {
 
 /// A largest-coverage-first choice of non-overlapping candidates, in tape order.
 pub(super) fn select(mut cands: Vec<Template>) -> Vec<Template> {
-    cands.sort_by(|x, y| {
-        (y.trips * y.d)
-            .cmp(&(x.trips * x.d))
-            .then(x.a.cmp(&y.a))
-    });
+    cands.sort_by(|x, y| (y.trips * y.d).cmp(&(x.trips * x.d)).then(x.a.cmp(&y.a)));
     let mut taken: BTreeMap<usize, usize> = BTreeMap::new();
     let mut chosen = Vec::new();
     for c in cands {

@@ -279,14 +279,17 @@ impl<'t> Level<'t> {
             depth: ctx.depth,
         };
         let shared = &*ctx.shared;
-        for p in 0..n {
+        for (p, inst) in insts.iter().enumerate() {
             for u in tape.uses(p) {
                 level.last_use[u as usize] = p as u32;
             }
-            let inst = &insts[p];
             match inst.op {
                 Op::Elem => {
-                    level.readers.entry(inst.args[0]).or_default().push(p as u32);
+                    level
+                        .readers
+                        .entry(inst.args[0])
+                        .or_default()
+                        .push(p as u32);
                     match ctx.addr_of(inst) {
                         Some(a) => {
                             level.elem_addr.insert(p as u32, a);

@@ -125,11 +125,12 @@ fn access_pairs(l0: &Loop, l1: &Loop, out: &mut Vec<AccessPair>) -> bool {
     if l0.reads.len() != l1.reads.len() || l0.writes.len() != l1.writes.len() {
         return false;
     }
-    let pairs = l0
-        .reads
-        .iter()
-        .zip(&l1.reads)
-        .chain(l0.writes.iter().zip(&l1.writes).map(|(a, b)| (&a.access, &b.access)));
+    let pairs = l0.reads.iter().zip(&l1.reads).chain(
+        l0.writes
+            .iter()
+            .zip(&l1.writes)
+            .map(|(a, b)| (&a.access, &b.access)),
+    );
     for (a, b) in pairs {
         if kind(a.buffer) != kind(b.buffer) || a.strides != b.strides {
             return false;

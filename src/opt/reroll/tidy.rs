@@ -50,7 +50,14 @@ pub(super) fn slice_outputs(tape: &Tape, shared: &Shared) -> Tape {
         });
     }
     let (insts, _, loops, arrays) = tape.clone().into_parts();
-    Tape::from_structured(insts, outputs, tape.n_inputs(), tape.n_params(), loops, arrays)
+    Tape::from_structured(
+        insts,
+        outputs,
+        tape.n_inputs(),
+        tape.n_params(),
+        loops,
+        arrays,
+    )
 }
 
 /// Drops the arrays nothing refers to and renumbers the others.
@@ -114,7 +121,11 @@ fn renumber(tape: Tape, new_id: &[u32]) -> Tape {
         }
     }
     for lp in &mut loops {
-        for a in lp.reads.iter_mut().chain(lp.writes.iter_mut().map(|w| &mut w.access)) {
+        for a in lp
+            .reads
+            .iter_mut()
+            .chain(lp.writes.iter_mut().map(|w| &mut w.access))
+        {
             if let Buffer::Array(x) = &mut a.buffer {
                 *x = new_id[*x as usize];
             }
