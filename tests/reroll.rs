@@ -15,6 +15,7 @@ use tapejit::ir::{
 use tapejit::rng::SplitMix64;
 use tapejit::suite::Case;
 use tapejit::{interp, opt, Error};
+use Op::*;
 
 fn run(tape: &Tape, x: &[f64], p: &[f64]) -> Result<Vec<f64>, Error> {
     let mut out = vec![0.0; tape.n_outputs()];
@@ -42,29 +43,8 @@ fn assert_exact(original: &Tape, rolled: &Tape, points: &[(Vec<f64>, Vec<f64>)])
 
 const N_INPUTS: usize = 64;
 const N_PARAMS: usize = 48;
-const UNARY: [Op; 9] = [
-    Op::Neg,
-    Op::Sqrt,
-    Op::Exp,
-    Op::Sin,
-    Op::Abs,
-    Op::Floor,
-    Op::Tanh,
-    Op::Recip,
-    Op::SignBit,
-];
-const BINARY: [Op; 10] = [
-    Op::Add,
-    Op::Sub,
-    Op::Mul,
-    Op::Div,
-    Op::Min,
-    Op::Max,
-    Op::Hypot,
-    Op::Copysign,
-    Op::Lt,
-    Op::Atan2,
-];
+const UNARY: [Op; 9] = [Neg, Sqrt, Exp, Sin, Abs, Floor, Tanh, Recip, SignBit];
+const BINARY: [Op; 10] = [Add, Sub, Mul, Div, Min, Max, Hypot, Copysign, Lt, Atan2];
 
 /// Where a template operand comes from.
 #[derive(Clone, Copy, Debug)]

@@ -90,7 +90,12 @@ impl Builder {
         let mut slot_addr: Vec<Option<Access>> = vec![None; t.carried.len()];
         for &v in &t.invariants {
             let new = &self.insts[self.map[v as usize] as usize];
-            slot_addr.push(ctx.addr_of(new).map(|mut a| {
+            // An array element is final only after its writer.
+            let written_after = |a: &Access| match a.buffer {
+                Buffer::Array(x) => level.writer.get(&x).is_some_and(|&w| w >= v),
+                _ => false,
+            };
+            slot_addr.push(ctx.addr_of(new).filter(|a| !written_after(a)).map(|mut a| {
                 a.strides.push(0);
                 a
             }));

@@ -51,3 +51,91 @@ fn short_repeats_stay_unrolled() {
     let r = reroll(&t).unwrap();
     assert!(r.loops().is_empty());
 }
+
+/// Rows already rolled into loops that write per-row arrays (as a first
+/// round leaves them), each followed by code reading two elements: the
+/// second round nests them, sharing the first row's array (scratch).
+#[test]
+fn loops_writing_per_iteration_arrays_nest_with_scratch_arrays() {
+    use crate::ir::{Access, Buffer, Loop, Write, WriteMode};
+    let rows = 6u32;
+    let mut t = Tape::new(8 * rows as usize, 0);
+    let mut acc = t.push(Inst::constant(1.0));
+    for r in 0..rows {
+        let mut body = Tape::new(1, 0);
+        let x = body.push(Inst::input(0));
+        let sq = body.push(Inst::binary(Op::Mul, x, x));
+        body.push_output(sq);
+        let array = t.add_array(5);
+        t.push_loop(Loop {
+            trips: 5,
+            body,
+            init: vec![],
+            invariants: vec![],
+            reads: vec![Access {
+                buffer: Buffer::Input,
+                offset: 8 * r as i64,
+                strides: vec![1],
+            }],
+            writes: vec![Write {
+                access: Access {
+                    buffer: Buffer::Array(array),
+                    offset: 0,
+                    strides: vec![1],
+                },
+                mode: WriteMode::Store,
+            }],
+        });
+        let (e0, e4) = (t.push(Inst::elem(array, 0)), t.push(Inst::elem(array, 4)));
+        let m = t.push(Inst::binary(Op::Sub, e0, e4));
+        acc = t.push(Inst::binary(Op::Mul, acc, m));
+    }
+    t.push_output(acc);
+    t.verify().unwrap();
+    // As if the arrays had been made by rerolling (input arrays are pinned).
+    let mut shared = Shared::new(&t, 4);
+    shared.pinned.fill(false);
+    let slot_addr = (0..t.n_inputs())
+        .map(|i| {
+            Some(Access {
+                buffer: Buffer::Input,
+                offset: i as i64,
+                strides: vec![],
+            })
+        })
+        .collect();
+    let mut ctx = Ctx {
+        depth: 0,
+        slot_addr,
+        shared: &mut shared,
+    };
+    let rolled = reroll_level(&t, &mut ctx);
+    let rolled = tidy::compact_arrays(rewrite::deep(dce::dce, &rolled));
+    rolled.verify().unwrap();
+    assert_eq!(rolled.loops().len(), 1, "{rolled:?}");
+    assert_eq!(rolled.arrays(), &[5]);
+    let outer = &rolled.loops()[0];
+    assert_eq!(outer.trips, rows);
+    assert_eq!(outer.body.loops()[0].reads[0].strides, vec![8, 1]);
+    assert_eq!(outer.body.loops()[0].writes[0].access.strides, vec![0, 1]);
+    for seed in 0..20u64 {
+        let x: Vec<f64> = (0..t.n_inputs())
+            .map(|i| ((seed * 31 + i as u64) % 17) as f64 * 0.25 - 2.0)
+            .collect();
+        let (a, b) = (run(&t, &x), run(&rolled, &x));
+        assert!(same(a[0], b[0]), "{a:?} {b:?}");
+    }
+}
+
+/// The same tape with its arrays pinned (they came with the input): no
+/// scratch sharing, so no nesting, and still exact.
+#[test]
+fn input_arrays_are_never_shared() {
+    let t = chain(10, true);
+    let r = reroll(&t).unwrap();
+    let again = reroll(&r).unwrap();
+    again.verify().unwrap();
+    let x: Vec<f64> = (0..10).map(|i| 0.5 + i as f64 * 0.1).collect();
+    let (a, b) = (run(&t, &x), run(&again, &x));
+    assert!(a.iter().zip(&b).all(|(a, b)| same(*a, *b)));
+}
