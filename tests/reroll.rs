@@ -574,25 +574,35 @@ fn suite_cases_roll_exactly() {
 /// not asserted).
 #[test]
 fn rosenbrock_rolls_to_the_same_size_at_every_n() {
-    let mut sizes = Vec::new();
-    for n in [1_000, 10_000, 100_000] {
+    rosenbrock_scaling(&[1_000, 10_000, 100_000]);
+}
+
+/// The same up to n = 10^6 (about 9 million instructions).
+#[test]
+#[ignore = "large: cargo test --release --test reroll -- --ignored --nocapture"]
+fn rosenbrock_rolls_to_the_same_size_up_to_a_million() {
+    rosenbrock_scaling(&[1_000, 10_000, 100_000, 1_000_000]);
+}
+
+fn rosenbrock_scaling(sizes: &[usize]) {
+    let mut lens = Vec::new();
+    for &n in sizes {
         let case = Case::Rosenbrock { n };
         let t0 = Instant::now();
         let tape = case.trace().unwrap();
         let trace_s = t0.elapsed().as_secs_f64();
         let (rolled, stats) = opt::reroll_with_stats(&tape).unwrap();
         println!(
-            "rosenbrock n={n}: static {} -> {} in {:.4} s ({:.1} ns per instruction; tracing {trace_s:.3} s), loops {:?}",
+            "rosenbrock n={n}: static {} -> {} in {:.4} s ({:.0} ns per instruction; tracing {trace_s:.3} s), loops {:?}",
             stats.before,
             stats.after,
             stats.seconds,
             stats.seconds * 1e9 / stats.before as f64,
             stats.loops
         );
-        let x = case.default_input();
-        assert_exact(&tape, &rolled, &[(x, vec![])]);
-        sizes.push(rolled.static_len());
+        assert_exact(&tape, &rolled, &[(case.default_input(), vec![])]);
+        lens.push(rolled.static_len());
     }
-    let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
-    assert!(hi <= &(2 * lo), "{sizes:?}");
+    let (lo, hi) = (lens.iter().min().unwrap(), lens.iter().max().unwrap());
+    assert!(hi <= &(2 * lo), "{lens:?}");
 }

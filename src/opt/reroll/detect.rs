@@ -161,8 +161,9 @@ fn run_candidates(
 }
 
 /// The start in `[r0, r0 + d)` whose iteration boundary has the fewest
-/// values live across it (ties: the earliest); a boundary between a loop
-/// and its `loopout` is never chosen when another exists.
+/// values live across it (ties: the most iterations, then the earliest);
+/// a boundary between a loop and its `loopout` is never chosen when
+/// another exists.
 fn best_start(level: &Level<'_>, r0: usize, r1: usize, d: usize) -> usize {
     if r1 - r0 < 3 * d {
         return r0;
@@ -198,15 +199,23 @@ fn best_start(level: &Level<'_>, r0: usize, r1: usize, d: usize) -> usize {
             diff[to - m + 1] -= weight;
         }
     }
-    let (mut live, mut best, mut best_live) = (0i64, 0usize, i64::MAX);
+    // Among the boundaries with fewest live values, the one leaving room
+    // for the most iterations (counting the one tried before the run).
+    let reach = |a: usize| {
+        let first = if a >= level.lead + d { a - d } else { a };
+        (r1 - first) / d
+    };
+    let (mut live, mut best, mut best_key) = (0i64, r0, (i64::MAX, 0));
     for (b, delta) in diff[..d].iter().enumerate() {
         live += delta;
-        if live < best_live {
-            best_live = live;
-            best = b;
+        let a = m + b - d;
+        let key = (live, usize::MAX - reach(a));
+        if key < best_key {
+            best_key = key;
+            best = a;
         }
     }
-    m + best - d
+    best
 }
 
 /// A largest-coverage-first choice of non-overlapping candidates, in tape order.

@@ -62,11 +62,13 @@ pub(super) struct Shared {
     pub unsafe_arrays: Vec<bool>,
     /// Fewest trips worth a loop.
     pub min_trips: usize,
+    /// Rounds per level at most.
+    pub max_rounds: usize,
 }
 
 impl Shared {
     /// The shared state for rerolling root tape `tape`.
-    pub fn new(tape: &Tape, min_trips: usize) -> Shared {
+    pub fn new(tape: &Tape, min_trips: usize, max_rounds: usize) -> Shared {
         let n = tape.arrays().len();
         let mut writes = vec![0u32; n];
         let mut bad = vec![false; n];
@@ -76,6 +78,7 @@ impl Shared {
             pinned: vec![true; n],
             unsafe_arrays: (0..n).map(|a| bad[a] || writes[a] > 1).collect(),
             min_trips,
+            max_rounds,
         }
     }
 

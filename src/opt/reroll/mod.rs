@@ -165,7 +165,7 @@ pub(crate) fn reroll_verified(tape: &Tape) -> Tape {
 }
 
 fn run(tape: &Tape, config: &RerollConfig) -> Tape {
-    let mut shared = Shared::new(tape, config.min_trips.max(2));
+    let mut shared = Shared::new(tape, config.min_trips.max(2), config.max_rounds);
     let slot_addr = (0..tape.n_inputs())
         .map(|i| {
             Some(Access {
@@ -180,21 +180,18 @@ fn run(tape: &Tape, config: &RerollConfig) -> Tape {
         slot_addr,
         shared: &mut shared,
     };
-    let rolled = reroll_level_rounds(tape, &mut ctx, config.max_rounds);
+    let rolled = reroll_level(tape, &mut ctx);
     let sliced = tidy::slice_outputs(&rolled, &shared);
     let out = tidy::compact_arrays(rewrite::deep(dce::dce, &sliced));
     debug_assert!(out.verify().is_ok(), "{:?}", out.verify());
     out
 }
 
-/// Rerolls one level (a root tape or a new loop body) in rounds.
+/// Rerolls one level (a root tape or a new loop body) in rounds, until a
+/// round finds nothing.
 fn reroll_level(tape: &Tape, ctx: &mut Ctx<'_>) -> Tape {
-    reroll_level_rounds(tape, ctx, RerollConfig::default().max_rounds)
-}
-
-fn reroll_level_rounds(tape: &Tape, ctx: &mut Ctx<'_>, rounds: usize) -> Tape {
     let mut current = level::hoist(tape);
-    for _ in 0..rounds {
+    for _ in 0..ctx.shared.max_rounds {
         let next = {
             let level = level::Level::new(&current, ctx);
             let chosen = detect::select(detect::candidates(&level, ctx.shared));

@@ -93,7 +93,7 @@ fn loops_writing_per_iteration_arrays_nest_with_scratch_arrays() {
     t.push_output(acc);
     t.verify().unwrap();
     // As if the arrays had been made by rerolling (input arrays are pinned).
-    let mut shared = Shared::new(&t, 4);
+    let mut shared = Shared::new(&t, 4, 16);
     shared.pinned.fill(false);
     let slot_addr = (0..t.n_inputs())
         .map(|i| {
@@ -138,4 +138,17 @@ fn input_arrays_are_never_shared() {
     let x: Vec<f64> = (0..10).map(|i| 0.5 + i as f64 * 0.1).collect();
     let (a, b) = (run(&t, &x), run(&again, &x));
     assert!(a.iter().zip(&b).all(|(a, b)| same(*a, *b)));
+}
+
+#[test]
+fn min_trips_is_respected() {
+    let t = chain(40, false);
+    let config = |min_trips| RerollConfig {
+        min_trips,
+        ..RerollConfig::default()
+    };
+    let (r, stats) = reroll_with(&t, &config(40)).unwrap();
+    assert!(r.loops().is_empty(), "{stats:?}");
+    let (r, _) = reroll_with(&t, &config(39)).unwrap();
+    assert_eq!(r.loops()[0].trips, 39);
 }
