@@ -56,6 +56,9 @@ enum Src {
     Carried(usize, usize),
     /// An outer value (inner blocks only): invariant in the inner loop.
     Outer(usize),
+    /// Value `j` of the same iteration of the first repeated segment (in
+    /// the second one).
+    Prev(usize),
     /// A value of the prefix.
     Prefix(usize),
     Const(f64),
@@ -280,9 +283,43 @@ fn periodic_tape(seed: u64, trips: usize, brk: Break, expose: bool) -> Tape {
         }
         all.push(vals);
     }
+    let acc = *all[trips - 1].last().unwrap();
+    // Sometimes a second segment reading the first one's values of the
+    // same iteration (which become array elements).
+    if g.below(2) == 0 {
+        let second: Vec<TOp> = (0..1 + g.below(3))
+            .map(|j| {
+                let mut t = g.template_op(j, np, trips, None);
+                for s in &mut t.srcs {
+                    if g.below(2) == 0 {
+                        *s = Src::Prev(g.below(n_vals));
+                    }
+                }
+                t
+            })
+            .collect();
+        let mut prev: Vec<Value> = Vec::new();
+        for k in 0..trips {
+            let mut vals: Vec<Value> = Vec::new();
+            for t in &second {
+                let ops: Vec<Value> = (t.srcs.iter())
+                    .map(|&s| match s {
+                        Src::Prev(j) => all[k][j],
+                        Src::Carried(j, _) if k > 0 => prev[j.min(prev.len() - 1)],
+                        Src::Carried(_, init) => prefix[init],
+                        s => resolve(&mut g, s, k, 0, &vals, &vals, &all, &prefix, None),
+                    })
+                    .collect();
+                vals.push(emit(&mut g.tape, t.op, &ops));
+            }
+            all[k].extend(vals.iter().copied());
+            prev = vals;
+        }
+    }
+    let n_vals = all[0].len();
     // Tail and outputs.
     let last = all.last().unwrap().clone();
-    let mut outs = vec![*last.last().unwrap()];
+    let mut outs = vec![acc, *last.last().unwrap()];
     for _ in 0..2 + g.below(3) {
         let (k, j) = (g.below(trips), g.below(n_vals));
         let a = all[k][j];
@@ -326,6 +363,7 @@ fn resolve(
             None => prefix[init],
         },
         Src::Outer(j) => outer[j.min(outer.len() - 1)],
+        Src::Prev(_) => unreachable!("resolved by the second segment"),
         Src::Prefix(j) => prefix[j],
         Src::Const(c) => g.leaf(Inst::constant(c)),
         Src::Leaf(param, base, stride, inner) => {

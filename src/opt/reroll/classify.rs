@@ -82,7 +82,7 @@ pub(super) struct Template {
     pub writes: Vec<u32>,
     /// Values used after the segment: body position, iteration, how.
     pub plan: Vec<(u32, u32, Mat)>,
-    /// Static instructions saved.
+    /// Static instructions saved (values recovered after it not counted).
     pub saving: usize,
 }
 
@@ -540,8 +540,11 @@ impl Classifier<'_, '_> {
             .filter(|&&u| (level.last_use[u as usize] as usize) < end)
             .count();
         let slots = self.t.carried.len() + self.t.invariants.len() + self.t.reads.len();
+        // Values recovered after the loop are not counted: root outputs
+        // read them as array slices, and a later loop reading them absorbs
+        // them in the next round (the run checks the total at the end).
         let before = trips * per_iter + freed;
-        let after = 1 + slots + consts.len() + body_units + self.t.plan.len();
+        let after = 1 + slots + consts.len() + body_units;
         if trips < self.shared.min_trips || body_units == 0 || after >= before {
             return None;
         }

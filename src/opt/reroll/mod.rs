@@ -184,6 +184,10 @@ fn run(tape: &Tape, config: &RerollConfig) -> Tape {
     let sliced = tidy::slice_outputs(&rolled, &shared);
     let out = tidy::compact_arrays(rewrite::deep(dce::dce, &sliced));
     debug_assert!(out.verify().is_ok(), "{:?}", out.verify());
+    // Loops whose per-iteration values no later loop absorbed may not pay.
+    if out.static_len() > tape.static_len() {
+        return tape.clone();
+    }
     out
 }
 
