@@ -1,8 +1,26 @@
 //! Unit tests of rerolling on small hand-made tapes.
 
 use super::*;
+use crate::error::Error;
 use crate::interp;
-use crate::ir::{semantics::same, Inst, Op};
+use crate::ir::random::random_points;
+use crate::ir::{semantics::same, Access, Buffer, Inst, Loop, Op, Output, Write, WriteMode};
+
+fn eval(t: &Tape, x: &[f64]) -> crate::Result<Vec<f64>> {
+    let mut out = vec![0.0; t.n_outputs()];
+    interp::eval(t, x, &[], &mut Vec::new(), &mut out).map(|()| out)
+}
+
+/// Same bits on every output at every point, or both fail a guard.
+fn exact(t: &Tape, r: &Tape, points: &[(Vec<f64>, Vec<f64>)]) {
+    for (x, _) in points {
+        match (eval(t, x), eval(r, x)) {
+            (Ok(a), Ok(b)) => assert!(a.iter().zip(&b).all(|(a, b)| same(*a, *b)), "{a:?} {b:?}"),
+            (Err(Error::GuardFailed { .. }), Err(Error::GuardFailed { .. })) => {}
+            (a, b) => panic!("{a:?} became {b:?}"),
+        }
+    }
+}
 
 fn run(t: &Tape, x: &[f64]) -> Vec<f64> {
     let mut out = vec![0.0; t.n_outputs()];
@@ -57,7 +75,6 @@ fn short_repeats_stay_unrolled() {
 /// second round nests them, sharing the first row's array (scratch).
 #[test]
 fn loops_writing_per_iteration_arrays_nest_with_scratch_arrays() {
-    use crate::ir::{Access, Buffer, Loop, Write, WriteMode};
     let rows = 6u32;
     let mut t = Tape::new(8 * rows as usize, 0);
     let mut acc = t.push(Inst::constant(1.0));
@@ -151,4 +168,92 @@ fn min_trips_is_respected() {
     assert!(r.loops().is_empty(), "{stats:?}");
     let (r, _) = reroll_with(&t, &config(39)).unwrap();
     assert_eq!(r.loops()[0].trips, 39);
+}
+
+/// Guards are never rolled: a failing one is reported by the root tape.
+#[test]
+fn segments_with_guards_stay_unrolled() {
+    let mut t = Tape::new(20, 0);
+    let mut s = t.push(Inst::input(0));
+    let limit = t.push(Inst::constant(2.0));
+    for i in 1..20 {
+        let x = t.push(Inst::input(i));
+        let m = t.push(Inst::binary(Op::Mul, s, x));
+        let c = t.push(Inst::binary(Op::Lt, m, limit));
+        t.push(Inst::guard(c, true));
+        s = t.push(Inst::binary(Op::Add, m, x));
+    }
+    t.push_output(s);
+    let rolled = reroll(&t).unwrap();
+    rolled.verify().unwrap();
+    fn guards_in_bodies(t: &Tape) -> usize {
+        t.loops()
+            .iter()
+            .map(|l| l.body.n_guards() + guards_in_bodies(&l.body))
+            .sum()
+    }
+    assert_eq!(guards_in_bodies(&rolled), 0);
+    assert_eq!(rolled.n_guards(), t.n_guards());
+    let points = random_points(6, &t, 30);
+    exact(&t, &rolled, &points);
+    let small = vec![0.1; 20];
+    assert!(eval(&rolled, &small).is_ok());
+    let big = vec![3.0; 20];
+    assert!(matches!(
+        eval(&rolled, &big),
+        Err(Error::GuardFailed { .. })
+    ));
+}
+
+/// A tape that already has a loop and an array: the array's elements
+/// are read by the repeated code, which rolls into a loop reading it.
+#[test]
+fn reads_of_an_existing_array_become_strided_reads() {
+    let n = 12u32;
+    let mut body = Tape::new(2, 0);
+    let (s, x) = (body.push(Inst::input(0)), body.push(Inst::input(1)));
+    let next = body.push(Inst::binary(Op::Add, s, x));
+    body.push_output(next);
+    body.push_output(next);
+    let mut t = Tape::new(n as usize, 0);
+    let y = t.add_array(n);
+    let zero = t.push(Inst::constant(-0.0));
+    t.push_loop(Loop {
+        trips: n,
+        body,
+        init: vec![zero],
+        invariants: vec![],
+        reads: vec![Access {
+            buffer: Buffer::Input,
+            offset: 0,
+            strides: vec![1],
+        }],
+        writes: vec![Write {
+            access: Access {
+                buffer: Buffer::Array(y),
+                offset: 0,
+                strides: vec![1],
+            },
+            mode: WriteMode::Store,
+        }],
+    });
+    let mut acc = t.push(Inst::elem(y, 0));
+    for i in 1..n {
+        let e = t.push(Inst::elem(y, i));
+        let x = t.push(Inst::input(i));
+        let m = t.push(Inst::binary(Op::Mul, acc, e));
+        acc = t.push(Inst::binary(Op::Sub, m, x));
+    }
+    t.push_output(acc);
+    t.push_output_entry(Output::Slice {
+        array: y,
+        start: 2,
+        len: 5,
+    });
+    t.verify().unwrap();
+    let (rolled, stats) = reroll_with_stats(&t).unwrap();
+    rolled.verify().unwrap();
+    assert_eq!(rolled.loops().len(), 2, "{stats:?}");
+    assert!(stats.after * 2 < stats.before, "{stats:?}");
+    exact(&t, &rolled, &random_points(7, &t, 20));
 }
