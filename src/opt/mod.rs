@@ -14,7 +14,7 @@
 //!    an earlier one.
 //! 4. `dce`: removes what no output or guard needs.
 //!
-//! Not in the default pipeline: [`reroll`] rolls repeated segments into
+//! Not in the default pipeline: [`reroll()`] rolls repeated segments into
 //! loops (exact too; `run_pass("reroll", ..)` runs it).
 //!
 //! Activity analysis is split between constant folding here (values that
@@ -89,7 +89,7 @@ pub fn pass_names() -> impl Iterator<Item = &'static str> {
 }
 
 /// Runs one pass by name (verifying the tape first): a pass of the
-/// pipeline, or `"reroll"` ([`reroll`]).
+/// pipeline, or `"reroll"` ([`reroll()`]).
 pub fn run_pass(name: &str, tape: &Tape) -> Result<Tape> {
     tape.verify()?;
     if name == "reroll" {

@@ -48,25 +48,40 @@
 //!    position is scanned at most once per period;
 //! 3. the loop boundary with the fewest live values, precise matching of
 //!    the iterations (O(run length)), the plan for values used after, and a
-//!    cost check: the loop must save static instructions and have at least
-//!    [`RerollConfig::min_trips`] iterations;
-//! 4. largest coverage first among overlapping candidates
-//!    (O(c log c) for c candidates), then one O(n) rebuild.
+//!    cost check: the loop (one instruction, its body's slots, constants
+//!    and instructions) must be shorter than the segment and have at least
+//!    [`RerollConfig::min_trips`] iterations (the `elem`s recovering values
+//!    used after it are not counted: output slices and later loops absorb
+//!    them);
+//! 4. largest coverage first among overlapping candidates (outer loops
+//!    before the inner ones they contain, which the body's own rerolling
+//!    finds), O(c log c) for c candidates, then one O(n) rebuild.
 //!
 //! So a round is O(n · p) where p is the number of distinct candidate
 //! periods scanned at a position (3 window lengths; in practice a few);
 //! bodies are rerolled recursively (their total size is at most the tape's
-//! divided by the trips), and the number of rounds is bounded by the
-//! nesting depth plus a few (each round must shrink the static length).
-//! Rerolling `rosenbrock(n)` takes time linear in `n` (see the tests).
+//! divided by the trips), and a level takes at most
+//! [`RerollConfig::max_rounds`] rounds (in practice the nesting depth plus
+//! one). Dead code is removed at the end, unused arrays are dropped, and if
+//! the result were longer than the input the input is returned unchanged.
+//! Rerolling `rosenbrock(n)` takes time linear in `n`: about 150-200 ns per
+//! instruction in a release build (n = 10^6, 9 million instructions, in
+//! 1.8 s).
 //!
 //! # What is not rolled
 //!
-//! Guards and `store` instructions (a failing guard inside a body would
-//! be reported by its body's numbering), anything touching an array written
-//! by a `store`, by an accumulating write or by more than one loop, and
-//! segments whose loop instruction is used after them. Pre-existing arrays
-//! are never merged as scratch arrays.
+//! - Guards and `store` instructions (a failing guard inside a body would
+//!   be reported by its body's numbering), and anything touching an array
+//!   written by a `store`, by an accumulating write or by more than one loop.
+//! - A segment whose loop instruction is used after it (a `loopout` after
+//!   the segment), or whose loop units write arrays read after it (only
+//!   per-iteration scratch arrays are shared; arrays of the input tape never).
+//! - An iteration that differs (a constant, a stride, an operand): the
+//!   segment ends before it and a new one may start after it; in the same
+//!   way a first iteration written differently (`if i == 0 { t } else
+//!   { s + t }`) stays before the loop.
+//! - The boundary of an iteration is a heuristic (fewest live values); when
+//!   it is badly placed the loop still is exact but may have a trip fewer.
 
 mod build;
 mod classify;
