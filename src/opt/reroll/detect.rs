@@ -142,6 +142,26 @@ fn run_candidates(
         return;
     }
     let phase = best_start(level, r0, r1, d);
+    let found = out.len();
+    phase_candidates(level, shared, phase, r1, d, out);
+    if out.len() == found && phase != r0 {
+        // The boundary heuristic may split what no iteration accepts (say
+        // a unit from an operand it must see in the same iteration): try
+        // the run's own start.
+        phase_candidates(level, shared, r0, r1, d, out);
+    }
+}
+
+/// The loops found from start `phase` (or one iteration earlier) to `r1`.
+fn phase_candidates(
+    level: &Level<'_>,
+    shared: &Shared,
+    phase: usize,
+    r1: usize,
+    d: usize,
+    out: &mut Vec<Template>,
+) {
+    let min = shared.min_trips.max(2);
     let mut a = if phase >= level.lead + d {
         phase - d
     } else {
