@@ -200,7 +200,8 @@ fn run(tape: &Tape, config: &RerollConfig) -> Tape {
     let out = tidy::compact_arrays(rewrite::deep(dce::dce, &sliced));
     debug_assert!(out.verify().is_ok(), "{:?}", out.verify());
     // Loops whose per-iteration values no later loop absorbed may not pay.
-    if out.static_len() > tape.static_len() {
+    // (`>=`: a loop that saves nothing is not worth having.)
+    if out.static_len() >= tape.static_len() {
         return tape.clone();
     }
     out
