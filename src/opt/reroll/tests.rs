@@ -238,13 +238,18 @@ fn reads_of_an_existing_array_become_strided_reads() {
         }],
     });
     let mut acc = t.push(Inst::elem(y, 0));
+    let mut elems = Vec::new();
     for i in 1..n {
         let e = t.push(Inst::elem(y, i));
         let x = t.push(Inst::input(i));
         let m = t.push(Inst::binary(Op::Mul, acc, e));
         acc = t.push(Inst::binary(Op::Sub, m, x));
+        elems.push(e);
     }
     t.push_output(acc);
+    // Elements read inside the segment and used after it are read again.
+    t.push_output(elems[3]);
+    t.push_output(elems[7]);
     t.push_output_entry(Output::Slice {
         array: y,
         start: 2,
