@@ -7,7 +7,7 @@
 //! plans how values of the segment used after it are recovered, and
 //! weighs the loop against the unrolled segment.
 
-use super::level::{is_leaf, FastMap, Level, Shared};
+use super::level::{is_leaf, same_strides, FastMap, Level, Shared};
 use super::nest::{self, AccessPair};
 use crate::ir::{Access, ArrayId, Buffer, Op, Value};
 
@@ -424,7 +424,7 @@ impl Classifier<'_, '_> {
             return Some(Arg::Invariant(slot));
         }
         let (x0, x1) = (self.level.addr(u0)?, self.level.addr(u1)?);
-        if x0.buffer != x1.buffer || x0.strides != x1.strides {
+        if x0.buffer != x1.buffer || !same_strides(&x0.strides, &x1.strides) {
             return None;
         }
         if let Buffer::Array(x) = x0.buffer {
@@ -459,7 +459,7 @@ impl Classifier<'_, '_> {
                 let ok = uk < a
                     && self.level.addr(uk).is_some_and(|x| {
                         x.buffer == r.buffer
-                            && x.strides[..] == r.strides[..depth]
+                            && same_strides(&x.strides, &r.strides[..depth])
                             && x.offset == r.offset + k as i64 * r.strides[depth]
                     });
                 let array_ok = match r.buffer {

@@ -22,7 +22,7 @@
 //!    first that differs; the rest of the run is tried again after it.
 
 use super::classify::{classify, Template};
-use super::level::{FastMap, Level, Shared};
+use super::level::{same_strides, FastMap, Level, Shared};
 use crate::ir::Op;
 use std::collections::BTreeMap;
 
@@ -122,7 +122,7 @@ fn local_match(level: &Level<'_>, q: usize, d: usize) -> bool {
         u == v
             || u == v + d
             || match (level.addr(u), level.addr(v)) {
-                (Some(x), Some(y)) => x.buffer == y.buffer && x.strides == y.strides,
+                (Some(x), Some(y)) => x.buffer == y.buffer && same_strides(&x.strides, &y.strides),
                 _ => false,
             }
     })

@@ -402,3 +402,10 @@ pub(super) fn buffer_tag(b: Buffer) -> u64 {
         Buffer::Array(a) => 2 + a as u64,
     }
 }
+
+/// Whether two stride lists are equal (without a `memcmp` call for the
+/// short lists of every operand: they are mostly empty or one long).
+#[inline]
+pub(super) fn same_strides(a: &[i64], b: &[i64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
