@@ -14,6 +14,9 @@
 //!    an earlier one.
 //! 4. `dce`: removes what no output or guard needs.
 //!
+//! Not in the default pipeline: [`reroll()`] rolls repeated segments into
+//! loops (exact too; `run_pass("reroll", ..)` runs it).
+//!
 //! Activity analysis is split between constant folding here (values that
 //! depend on no input or parameter become constants) and the AD transforms,
 //! which form derivatives only for values that depend on the differentiated
@@ -22,12 +25,15 @@
 mod cse;
 mod dce;
 mod guards;
+mod reroll;
 mod rewrite;
 mod simplify;
 
 use crate::error::{Error, Result};
 use crate::ir::Tape;
 use std::time::Instant;
+
+pub use reroll::{reroll, reroll_with, reroll_with_stats, LoopReport, RerollConfig, RerollStats};
 
 /// One pass's effect, for reports.
 #[derive(Clone, Debug, PartialEq)]
@@ -82,9 +88,13 @@ pub fn pass_names() -> impl Iterator<Item = &'static str> {
     PIPELINE.iter().map(|(name, _)| *name)
 }
 
-/// Runs one pass of the pipeline by name (verifying the tape first).
+/// Runs one pass by name (verifying the tape first): a pass of the
+/// pipeline, or `"reroll"` ([`reroll()`]).
 pub fn run_pass(name: &str, tape: &Tape) -> Result<Tape> {
     tape.verify()?;
+    if name == "reroll" {
+        return Ok(reroll::reroll_verified(tape));
+    }
     let (_, pass) = PIPELINE
         .iter()
         .find(|(n, _)| *n == name)
