@@ -81,14 +81,30 @@ fn function_with_params_evaluates_every_entry_point_on_the_bound_data() {
     let p0 = data(10, 5);
     let f = Function::scalar_with_params(&[0.1, 0.2], &p0, |x, p| loss(x, p)).unwrap();
     assert_eq!((f.n_inputs(), f.n_params()), (2, 10));
-    // The data are read through Param instructions, not baked in as constants.
-    let params = f
-        .tape()
-        .insts()
-        .iter()
-        .filter(|i| i.op == Op::Param)
-        .count();
-    assert_eq!(params, 10);
+    // The data are read through Param instructions or strided parameter reads
+    // of loops (the optimizer rolls the repeated terms), not baked in as
+    // constants.
+    fn params_read(t: &tapejit::Tape, read: &mut [bool]) {
+        for i in t.insts().iter().filter(|i| i.op == Op::Param) {
+            read[i.args[0] as usize] = true;
+        }
+        for lp in t.loops() {
+            for a in lp
+                .reads
+                .iter()
+                .filter(|a| a.buffer == tapejit::ir::Buffer::Param)
+            {
+                let (lo, hi) = a.range(&[lp.trips]);
+                if a.strides.len() == 1 && a.strides[0].abs() <= 1 {
+                    (lo..=hi).for_each(|k| read[k as usize] = true);
+                }
+            }
+            params_read(&lp.body, read);
+        }
+    }
+    let mut read = [false; 10];
+    params_read(f.tape(), &mut read);
+    assert!(read.iter().all(|&r| r), "{read:?}\n{}", f.tape());
     for inst in f.tape().insts().iter().filter(|i| i.op == Op::Const) {
         assert!(
             !p0.contains(&inst.const_value()),

@@ -492,8 +492,13 @@ fn suite_cases_roll_exactly() {
         "{:<22} {:>8} {:>6} {:>5} {:>5} {:>9}  loops (depth, trips, body)",
         "case", "before", "after", "loops", "depth", "seconds"
     );
+    // The traced tapes (the default optimizer rerolls too), except the one
+    // written with explicit loops.
     for case in Case::quick() {
-        let tape = opt::optimize(&case.trace().unwrap()).unwrap();
+        let tape = case.trace().unwrap();
+        if tape.n_loops() > 0 {
+            continue;
+        }
         let (rolled, stats) = opt::reroll_with_stats(&tape).unwrap();
         rolled.verify().unwrap();
         let loops: Vec<_> = stats

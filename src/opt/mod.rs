@@ -14,8 +14,9 @@
 //!    an earlier one.
 //! 4. `dce`: removes what no output or guard needs.
 //!
-//! Not in the default pipeline: [`reroll()`] rolls repeated segments into
-//! loops (exact too; `run_pass("reroll", ..)` runs it).
+//! 5. `reroll` ([`reroll()`]), once the passes above have converged: rolls
+//!    repeated segments into loops (exact too: the same operations in the
+//!    same order), after which the passes run again on the loop bodies.
 //!
 //! Activity analysis is split between constant folding here (values that
 //! depend on no input or parameter become constants) and the AD transforms,
@@ -102,8 +103,9 @@ pub fn run_pass(name: &str, tape: &Tape) -> Result<Tape> {
     Ok(rewrite::deep(*pass, tape))
 }
 
-/// Runs the default pipeline until a round changes nothing (at most 4
-/// rounds), verifying the tape first.
+/// Runs the default pipeline (verifying the tape first): the exact passes
+/// until a round changes nothing (at most 4 rounds), then rerolling, then
+/// the exact passes again if loops were made.
 pub fn optimize(tape: &Tape) -> Result<Tape> {
     Ok(optimize_with_stats(tape)?.0)
 }
@@ -115,10 +117,10 @@ pub(crate) fn optimize_verified(tape: &Tape) -> Tape {
     out
 }
 
-/// [`optimize`] for a loop body under construction (which cannot be
+/// The exact passes for a loop body under construction (which cannot be
 /// verified on its own: its accesses name the root tape's arrays).
 pub(crate) fn optimize_body(body: &Tape) -> Tape {
-    pipeline(body).0
+    exact_passes(body.clone(), OptStats::default()).0
 }
 
 /// [`optimize`], with what each pass did.
@@ -130,8 +132,25 @@ pub fn optimize_with_stats(tape: &Tape) -> Result<(Tape, OptStats)> {
 }
 
 fn pipeline(tape: &Tape) -> (Tape, OptStats) {
-    let mut stats = OptStats::default();
-    let mut current = tape.clone();
+    let (mut current, mut stats) = exact_passes(tape.clone(), OptStats::default());
+    let t0 = Instant::now();
+    let rolled = reroll::reroll_verified(&current);
+    stats.passes.push(PassStats {
+        pass: "reroll",
+        before: current.static_len(),
+        after: rolled.static_len(),
+        seconds: t0.elapsed().as_secs_f64(),
+    });
+    if rolled != current {
+        current = rolled;
+        (current, stats) = exact_passes(current, stats);
+    }
+    (current, stats)
+}
+
+/// The exact passes, in rounds until a round changes nothing (at most 4).
+fn exact_passes(tape: Tape, mut stats: OptStats) -> (Tape, OptStats) {
+    let mut current = tape;
     for _ in 0..4 {
         let round_start = current.clone();
         for (name, pass) in PIPELINE {

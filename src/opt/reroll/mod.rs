@@ -180,6 +180,10 @@ pub(crate) fn reroll_verified(tape: &Tape) -> Tape {
 }
 
 fn run(tape: &Tape, config: &RerollConfig) -> Tape {
+    // A checkpointed tape is a derived one whose loops are already rolled.
+    if !tape.checkpoints().is_empty() {
+        return tape.clone();
+    }
     let mut shared = Shared::new(tape, config.min_trips.max(2), config.max_rounds);
     let slot_addr = (0..tape.n_inputs())
         .map(|i| {
