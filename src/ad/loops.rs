@@ -267,13 +267,24 @@ pub(super) fn reverse_loop(
         outputs.extend(&read_adj);
         bar = body_e.finish(outputs, acc_base as usize + inv_adj.len(), tape.n_params());
     }
+    // Unless this loop may be checkpointed (then everything is recomputed),
+    // the forward loop also does what the body's recomputation in the
+    // reverse body would be for: its nested loops store their residuals
+    // (hoisted out of the reverse body), and it stores its nested loops'
+    // results, which the reverse body reads instead of rerunning them.
+    let may_checkpoint = depth == 0 && (lp.trips as u64) * (m as u64) * 8 > arrays.budget.bytes(m);
+    let lo_base = acc_base as usize + inv_adj.len();
+    let mut loop_results: Vec<Value> = Vec::new();
+    if !may_checkpoint {
+        loop_results = store_residuals(e, &mut bar, lp, inst.args[0] as usize, lo_base);
+    }
     bar = crate::opt::optimize_body(&bar);
     run_backwards(&mut bar, depth, lp.trips);
 
     // Which bar inputs the reverse body still reads, in the reverse loop's
     // order: carried (c' weights, accumulators), invariants, reads (stored
     // carried values, the forward reads, the written arrays' adjoints).
-    let mut used = vec![false; acc_base as usize + inv_adj.len()];
+    let mut used = vec![false; lo_base + loop_results.len()];
     for inst in bar.insts() {
         if inst.op == Op::Input {
             used[inst.args[0] as usize] = true;
@@ -289,6 +300,10 @@ pub(super) fn reverse_loop(
         .filter(|&w| write_seed[w].is_some() && used[weight(m + w)])
         .collect();
     order.extend(seeded_writes.iter().map(|&w| weight(m + w)));
+    let results_read: Vec<usize> = (0..loop_results.len())
+        .filter(|&k| used[lo_base + k])
+        .collect();
+    order.extend(results_read.iter().map(|&k| lo_base + k));
     // The forward states the reverse body reads come last: stored reads, or
     // a checkpoint's recomputed states.
     let stored: Vec<usize> = (0..m).filter(|&j| used[j]).collect();
@@ -309,6 +324,18 @@ pub(super) fn reverse_loop(
         let mut access = backwards(&lp.writes[w].access, depth, lp.trips);
         access.buffer = Buffer::Array(write_seed[w].expect("seeded"));
         reads.push(access);
+    }
+    let mut trips_here = arrays.trips.clone();
+    trips_here.push(lp.trips);
+    for &k in &results_read {
+        let access = arrays.residual(&trips_here);
+        let fwd = &mut e.loops[inst.args[0] as usize];
+        fwd.body.push_output(loop_results[k]);
+        fwd.writes.push(Write {
+            access: access.clone(),
+            mode: WriteMode::Store,
+        });
+        reads.push(backwards(&access, depth, lp.trips));
     }
     // Residuals: the forward loop (the copy in `e`) stores the carried
     // values the reverse body reads, unless they would exceed the memory
@@ -392,6 +419,57 @@ pub(super) fn reverse_loop(
         let d = e.push(Inst::loop_out(rev, (m + a) as u32));
         adjoint[v] = Some(rules::accumulate(e, adjoint[v], (d, false)));
     }
+}
+
+/// Moves the residual stores of the loops nested in `lp`'s body from the
+/// reverse body `bar` (whose first instructions and loops are a copy of the
+/// body, the loops with those stores added) into the forward loop
+/// `e.loops[forward]`, and makes `bar` read the nested loops' results and
+/// the results of math-library calls from new inputs numbered from
+/// `first_input` instead of recomputing them (cheap arithmetic is
+/// recomputed). Returns the body values those inputs stand for (in
+/// `lp.body`'s numbering), for the forward loop to store where `bar` still
+/// reads them.
+fn store_residuals(
+    e: &mut Emitter,
+    bar: &mut Tape,
+    lp: &Loop,
+    forward: usize,
+    first_input: usize,
+) -> Vec<Value> {
+    let body = &lp.body;
+    let n_nested = body.loops().len();
+    // The forward loop's body: the body, its loops storing residuals.
+    let mut with_stores: Vec<Loop> = bar.loops()[..n_nested].to_vec();
+    let fwd_body = Tape::from_structured(
+        e.loops[forward].body.insts().to_vec(),
+        e.loops[forward].body.outputs().to_vec(),
+        e.loops[forward].body.n_inputs(),
+        e.loops[forward].body.n_params(),
+        std::mem::take(&mut with_stores),
+        Vec::new(),
+    );
+    e.loops[forward].body = fwd_body;
+    // The reverse body: the nested loops as they were, their results read.
+    let mut results = Vec::new();
+    let mut insts = bar.insts().to_vec();
+    for (q, inst) in insts.iter_mut().enumerate().take(body.len()) {
+        if inst.op == Op::LoopOut || inst.op.is_transcendental() {
+            *inst = Inst::input((first_input + results.len()) as u32);
+            results.push(q as Value);
+        }
+    }
+    let mut loops = bar.loops().to_vec();
+    loops[..n_nested].clone_from_slice(body.loops());
+    *bar = Tape::from_structured(
+        insts,
+        bar.outputs().to_vec(),
+        first_input + results.len(),
+        bar.n_params(),
+        loops,
+        Vec::new(),
+    );
+    results
 }
 
 /// One forward iteration of `lp` as a checkpoint step: its body with only

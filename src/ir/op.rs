@@ -191,6 +191,38 @@ impl Op {
         }
     }
 
+    /// Whether the op is a math-library function (tens of nanoseconds, a
+    /// call in compiled code) rather than a machine instruction: worth
+    /// storing rather than recomputing in a reverse sweep.
+    pub fn is_transcendental(self) -> bool {
+        use Op::*;
+        matches!(
+            self,
+            Cbrt | Exp
+                | Exp2
+                | ExpM1
+                | Ln
+                | Log2
+                | Log10
+                | Ln1p
+                | Sin
+                | Cos
+                | Tan
+                | Asin
+                | Acos
+                | Atan
+                | Sinh
+                | Cosh
+                | Tanh
+                | Asinh
+                | Acosh
+                | Atanh
+                | PowF
+                | Atan2
+                | Hypot
+        )
+    }
+
     /// Whether the instruction yields no usable value (guards, loops, stores).
     pub fn has_no_value(self) -> bool {
         matches!(self, Op::Guard | Op::Loop | Op::Store)

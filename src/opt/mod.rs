@@ -14,9 +14,10 @@
 //!    an earlier one.
 //! 4. `dce`: removes what no output or guard needs.
 //!
-//! 5. `reroll` ([`reroll()`]), once the passes above have converged: rolls
-//!    repeated segments into loops (exact too: the same operations in the
-//!    same order), after which the passes run again on the loop bodies.
+//! 5. `reroll` ([`reroll()`]), once the passes above have converged, on
+//!    tapes of at least [`REROLL_MIN_LEN`] instructions: rolls repeated
+//!    segments into loops (exact too: the same operations in the same
+//!    order), after which the passes run again on the loop bodies.
 //!
 //! Activity analysis is split between constant folding here (values that
 //! depend on no input or parameter become constants) and the AD transforms,
@@ -131,8 +132,19 @@ pub fn optimize_with_stats(tape: &Tape) -> Result<(Tape, OptStats)> {
     Ok(out)
 }
 
+/// Tapes shorter than this (after the exact passes) are not rerolled:
+/// straight-line code this short mostly fits the instruction caches (13-18
+/// bytes of machine code per instruction) and runs faster than a loop
+/// (measured: rosenbrock with 100 inputs, gradient tape of 1,981
+/// instructions, 2.0x native primal unrolled, 4.5x rolled; with 1000
+/// inputs, 19,981 instructions, 6.4x unrolled, 3.0x rolled).
+pub const REROLL_MIN_LEN: usize = 4000;
+
 fn pipeline(tape: &Tape) -> (Tape, OptStats) {
     let (mut current, mut stats) = exact_passes(tape.clone(), OptStats::default());
+    if current.static_len() < REROLL_MIN_LEN {
+        return (current, stats);
+    }
     let t0 = Instant::now();
     let rolled = reroll::reroll_verified(&current);
     stats.passes.push(PassStats {
