@@ -50,6 +50,9 @@ pub struct Options {
     /// Run the exact optimizer ([`crate::opt::optimize`]) on the traced tape
     /// and on every derived tape (default `true`).
     pub optimize: bool,
+    /// Let the optimizer roll repeated code into loops (default `true`;
+    /// only with `optimize`, see [`crate::opt::optimize`]).
+    pub reroll: bool,
     /// The backend of the evaluation methods (default [`Engine::Auto`]).
     pub engine: Engine,
     /// Memory for the stored states of each loop in gradients and VJPs
@@ -62,6 +65,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             optimize: true,
+            reroll: true,
             engine: Engine::Auto,
             memory_budget: MemoryBudget::default(),
         }
@@ -117,7 +121,7 @@ impl Function {
         }
         let n = tape.n_inputs();
         let primal = if options.optimize {
-            opt::optimize_verified(&tape)
+            opt::optimize_verified_with(&tape, options.reroll)
         } else {
             tape.clone()
         };
@@ -179,7 +183,7 @@ impl Function {
     /// A derived tape, optimized if this function optimizes.
     fn derived(&self, tape: Tape, input_split: usize, output_split: usize) -> Prepared {
         let tape = if self.options.optimize {
-            opt::optimize_verified(&tape)
+            opt::optimize_verified_with(&tape, self.options.reroll)
         } else {
             tape
         };

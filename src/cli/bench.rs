@@ -12,6 +12,11 @@ use crate::{opt, Engine, Function, Options, WithParams};
 use std::hint::black_box;
 use std::time::Duration;
 
+/// Longest gradient tape without the optimizer or without rerolling that
+/// the bench compiles for comparison (compiling takes about 6 µs per
+/// instruction).
+const UNROLLED_COMPILE_MAX: usize = 400_000;
+
 /// The tape a case's "gradient" runs: the gradient, or a VJP for vector outputs.
 fn gradient_tape(f: &Function) -> Result<&Tape> {
     if f.n_outputs() == 1 {
@@ -59,8 +64,26 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
             f.compiled_vjp().map(|c| c.code_bytes())
         }
     };
-    compiled_gradient(&raw)?;
+    let raw_compiled = grad_len <= UNROLLED_COMPILE_MAX;
+    if raw_compiled {
+        compiled_gradient(&raw)?;
+    }
     let raw_jit = raw.with_params(&p)?.engine(Engine::Jit);
+    // The same pipeline without rerolling, where compiling it is affordable.
+    let no_reroll = Options {
+        reroll: false,
+        ..Options::default()
+    };
+    let unrolled = Function::from_tape_with(traced.clone(), no_reroll)?;
+    let unrolled_len = gradient_tape(&unrolled)?.static_len();
+    let compile_unrolled = if unrolled_len <= UNROLLED_COMPILE_MAX {
+        let (s, code) = once(1, || compiled_gradient(&unrolled));
+        code?;
+        Some(s)
+    } else {
+        None
+    };
+    let unrolled_jit = unrolled.with_params(&p)?.engine(Engine::Jit);
 
     let bound = f.with_params(&p)?;
     let interp = bound.engine(Engine::Interpreter);
@@ -117,7 +140,15 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
         };
         let mut raw_g = vec![0.0; n];
         let mut jit_grad_unoptimized = || {
-            let _ = black_box(gradient(raw_jit, black_box(&x), &mut raw_g));
+            if raw_compiled {
+                let _ = black_box(gradient(raw_jit, black_box(&x), &mut raw_g));
+            }
+        };
+        let mut unrolled_g = vec![0.0; n];
+        let mut jit_grad_unrolled = || {
+            if compile_unrolled.is_some() {
+                let _ = black_box(gradient(unrolled_jit, black_box(&x), &mut unrolled_g));
+            }
         };
         interleaved(
             &mut [
@@ -127,6 +158,7 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
                 &mut jit_primal,
                 &mut jit_grad,
                 &mut jit_grad_unoptimized,
+                &mut jit_grad_unrolled,
             ],
             budget,
         )
@@ -153,8 +185,8 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
     };
 
     let tape = f.tape();
-    let [native_s, primal_s, grad_s, jit_primal_s, jit_grad_s, jit_grad_raw_s] =
-        [0, 1, 2, 3, 4, 5].map(|k| samples[k].median);
+    let [native_s, primal_s, grad_s, jit_primal_s, jit_grad_s, jit_grad_raw_s, unrolled_s] =
+        [0, 1, 2, 3, 4, 5, 6].map(|k| samples[k].median);
     Ok(CaseReport {
         name: case.name().into(),
         size: case.size(),
@@ -173,7 +205,7 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
         jit_jacobian_ratio: jacobian.map(|j| j.2),
         compile_s: Some(compile_s),
         optimize_s: Some(optimize_primal_s + optimize_grad_s),
-        jit_grad_unoptimized_s: Some(jit_grad_raw_s),
+        jit_grad_unoptimized_s: raw_compiled.then_some(jit_grad_raw_s),
         tape_len_opt: Some(tape.static_len()),
         grad_tape_len_opt: Some(grad_len_opt),
         grad_over_primal_opt: Some(grad_work as f64 / tape.work() as f64),
@@ -196,6 +228,9 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
         ),
         loops: Some(tape.n_loops()),
         grad_loops: Some(grad_tape.n_loops()),
+        grad_tape_len_unrolled: Some(unrolled_len),
+        compile_unrolled_s: compile_unrolled,
+        jit_grad_unrolled_s: compile_unrolled.map(|_| unrolled_s),
         max_rel_err_fd: Some(fd_err),
         interp_matches_native: Some(matches),
         spread: samples.iter().map(|s| s.spread).collect(),

@@ -200,6 +200,22 @@ fn bench(full: bool, specs: &[String], json: Option<PathBuf>, seconds: f64) -> R
                 "  warning: {case}: JIT result differs from the interpreter"
             ));
         }
+        if r.loops.unwrap_or(0) > 0 || r.grad_loops.unwrap_or(0) > 0 {
+            let unrolled = match (r.compile_unrolled_s, r.jit_grad_unrolled_s) {
+                (Some(c), Some(g)) => format!(
+                    "compile {}, JIT ∇ {}",
+                    report::human_time(Some(c)),
+                    report::human_time(Some(g))
+                ),
+                _ => "not compiled (too long)".into(),
+            };
+            progress.println(format!(
+                "  {case}: rolled: {} loops, ∇ tape {} instr; without rerolling: ∇ tape {} instr, {unrolled}",
+                r.grad_loops.unwrap_or(0),
+                r.grad_tape_len_opt.unwrap_or(0),
+                r.grad_tape_len_unrolled.unwrap_or(0),
+            ));
+        }
         if let (Some(j), Some(ratio)) = (r.jit_jacobian_s, r.jit_jacobian_ratio) {
             progress.println(format!(
                 "  {case}: full Jacobian, JIT {} = {ratio:.2}x native primal",

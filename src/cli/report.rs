@@ -79,6 +79,12 @@ pub struct CaseReport {
     pub loops: Option<usize>,
     /// Loops in the optimized gradient tape (extension).
     pub grad_loops: Option<usize>,
+    /// Optimized gradient tape length without rerolling (extension).
+    pub grad_tape_len_unrolled: Option<usize>,
+    /// Compiling that tape (extension; absent above 400,000 instructions).
+    pub compile_unrolled_s: Option<f64>,
+    /// JIT gradient of that tape (extension).
+    pub jit_grad_unrolled_s: Option<f64>,
     /// Bytes per primal tape instruction, constants included (extension).
     pub tape_bytes_per_op: Option<f64>,
     /// Memory the gradient evaluation needs beyond inputs and outputs.
@@ -89,7 +95,7 @@ pub struct CaseReport {
     pub interp_matches_native: Option<bool>,
     /// Relative interquartile spread (IQR / median) of each timing, in this
     /// order: native primal, interp primal, interp grad, JIT primal, JIT
-    /// grad, JIT grad unoptimized (extension).
+    /// grad, JIT grad unoptimized, JIT grad without rerolling (extension).
     pub spread: Vec<f64>,
     /// RUSTFLAGS of the build (empty if none).
     pub rustflags: String,

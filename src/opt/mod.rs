@@ -113,7 +113,16 @@ pub fn optimize(tape: &Tape) -> Result<Tape> {
 
 /// [`optimize`] for a tape known to verify.
 pub(crate) fn optimize_verified(tape: &Tape) -> Tape {
-    let out = pipeline(tape).0;
+    optimize_verified_with(tape, true)
+}
+
+/// [`optimize_verified`], rerolling or not.
+pub(crate) fn optimize_verified_with(tape: &Tape, reroll: bool) -> Tape {
+    let out = if reroll {
+        pipeline(tape).0
+    } else {
+        exact_passes(tape.clone(), OptStats::default()).0
+    };
     debug_assert!(out.verify().is_ok());
     out
 }
