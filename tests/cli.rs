@@ -142,7 +142,7 @@ fn bench_writes_every_design_key_for_every_case() {
         assert!(obj["max_rel_err_fd"].as_f64().unwrap() < 1e-6, "{spec}");
         assert_eq!(obj["jit_matches_interp"], true, "{spec}");
         assert!(obj["rustflags"].is_string());
-        assert!(obj["spread"].as_array().is_some_and(|s| s.len() == 6));
+        assert!(obj["spread"].as_array().is_some_and(|s| s.len() == 7));
         let vector = obj["outputs"].as_u64().unwrap() > 1;
         assert_eq!(!obj["jit_jacobian_s"].is_null(), vector, "{spec}");
     }
