@@ -472,6 +472,55 @@ fn store_residuals(
     results
 }
 
+/// Which elements of array `target` (of `len`) the loops emitted so far
+/// add to (every element, when a loop nest is too large to enumerate).
+pub(super) fn elements_added(e: &Emitter, target: ArrayId, len: usize) -> Vec<bool> {
+    fn visit(lp: &Loop, trips: &mut Vec<u32>, target: ArrayId, covered: &mut [bool]) -> bool {
+        trips.push(lp.trips);
+        let mut ok = true;
+        for w in lp
+            .writes
+            .iter()
+            .filter(|w| w.access.buffer == Buffer::Array(target))
+        {
+            let total: u64 = trips.iter().map(|&n| n as u64).product();
+            if total > 1 << 24 {
+                ok = false;
+                break;
+            }
+            let mut index = vec![0u32; trips.len()];
+            for _ in 0..total {
+                covered[w.access.element(&index) as usize] = true;
+                for d in (0..index.len()).rev() {
+                    index[d] += 1;
+                    if index[d] < trips[d] {
+                        break;
+                    }
+                    index[d] = 0;
+                }
+            }
+        }
+        ok = ok
+            && lp
+                .body
+                .loops()
+                .iter()
+                .all(|inner| visit(inner, trips, target, covered));
+        trips.pop();
+        ok
+    }
+    let mut covered = vec![false; len];
+    let mut trips = Vec::new();
+    if !e
+        .loops
+        .iter()
+        .all(|lp| visit(lp, &mut trips, target, &mut covered))
+    {
+        covered.fill(true);
+    }
+    covered
+}
+
 /// One forward iteration of `lp` as a checkpoint step: its body with only
 /// the next carried values as outputs.
 fn step_of(lp: &Loop, n_params: usize) -> Tape {

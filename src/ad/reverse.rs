@@ -150,12 +150,22 @@ pub(super) fn sweep(
         // Loops accumulated into the input adjoint array: add the scalar
         // adjoints of the root's own `input` instructions and output a slice.
         Some(target) => {
+            // Elements no reverse loop adds to are the adjoints of inputs
+            // nothing depends on: 0.0, as without loops (not the array's -0.0).
+            let covered = super::loops::elements_added(&e, target, tape.n_inputs());
             for (j, d) in input_adjoint.into_iter().enumerate() {
-                if let Some(d) = d {
-                    let at = (wrt.start + j) as u32;
-                    let old = e.push(Inst::elem(target, at));
-                    let new = e.binary(Op::Add, old, d);
-                    e.push(Inst::store(target, at, new));
+                let at = (wrt.start + j) as u32;
+                match d {
+                    Some(d) => {
+                        let old = e.push(Inst::elem(target, at));
+                        let new = e.binary(Op::Add, old, d);
+                        e.push(Inst::store(target, at, new));
+                    }
+                    None if !covered[at as usize] => {
+                        let zero = e.constant(0.0);
+                        e.push(Inst::store(target, at, zero));
+                    }
+                    None => {}
                 }
             }
             outputs.push(Output::Slice {
