@@ -3,7 +3,8 @@
 use super::check::max_rel_err_fd;
 use super::report::{rustflags, CaseReport};
 use super::timing::{interleaved, once};
-use crate::ad::{self, Seed};
+use crate::ad::checkpoint::Schedule;
+use crate::ad::{self, MemoryBudget, Seed};
 use crate::error::Result;
 use crate::ir::semantics::same;
 use crate::ir::Tape;
@@ -17,6 +18,25 @@ use std::time::Duration;
 /// instruction).
 const UNROLLED_COMPILE_MAX: usize = 400_000;
 
+/// The binomial schedule of `tape`'s first checkpointed loop.
+pub(super) fn checkpoint_schedule(tape: &Tape) -> Option<Schedule> {
+    let inst = tape
+        .insts()
+        .iter()
+        .find(|i| i.op == crate::ir::Op::Loop && tape.checkpoint_of(i).is_some())?;
+    let cp = tape.checkpoint_of(inst)?;
+    Schedule::binomial(tape.loop_of(inst).trips, cp.snapshots).ok()
+}
+
+/// The process's peak resident set size so far (Linux: `VmHWM` of
+/// `/proc/self/status`); `None` elsewhere.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// The tape a case's "gradient" runs: the gradient, or a VJP for vector outputs.
 fn gradient_tape(f: &Function) -> Result<&Tape> {
     if f.n_outputs() == 1 {
@@ -27,7 +47,7 @@ fn gradient_tape(f: &Function) -> Result<&Tape> {
 }
 
 /// Measures one case for about `budget` of timed runs.
-pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
+pub fn run_case(case: &Case, budget: Duration, memory: MemoryBudget) -> Result<CaseReport> {
     let x = case.default_input();
     let p = case.params();
     let w = case.vjp_weights();
@@ -45,7 +65,13 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
     let derived = derived?;
     let (optimize_grad_s, _) = once(1, || opt::optimize(&derived));
 
-    let f = Function::from_tape(traced.clone())?;
+    let f = Function::from_tape_with(
+        traced.clone(),
+        Options {
+            memory_budget: memory,
+            ..Options::default()
+        },
+    )?;
     let unoptimized = Options {
         optimize: false,
         ..Options::default()
@@ -56,7 +82,14 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
     let grad_len = gradient_tape(&raw)?.static_len();
     let grad_tape = gradient_tape(&f)?;
     let (grad_len_opt, grad_work) = (grad_tape.static_len(), grad_tape.work());
-    let grad_array_elems: u64 = grad_tape.arrays().iter().map(|&l| l as u64).sum();
+    let grad_array_elems: u64 = grad_tape.arrays().iter().map(|&l| l as u64).sum::<u64>()
+        + grad_tape
+            .checkpoints()
+            .iter()
+            .map(|cp| cp.snapshots as u64 * cp.n_carried() as u64)
+            .sum::<u64>();
+    // The schedule of the gradient's (first) checkpointed loop, if any.
+    let schedule = checkpoint_schedule(grad_tape);
     let compiled_gradient = |f: &Function| {
         if m == 1 {
             f.compiled_gradient().map(|c| c.code_bytes())
@@ -228,6 +261,10 @@ pub fn run_case(case: &Case, budget: Duration) -> Result<CaseReport> {
         ),
         loops: Some(tape.n_loops()),
         grad_loops: Some(grad_tape.n_loops()),
+        checkpoint_snapshots: schedule.map(|s| s.snapshots() as u64),
+        checkpoint_advances: schedule.map(|s| s.advances()),
+        checkpoint_reverse_steps: schedule.map(|s| s.reverse_steps() as u64),
+        peak_rss_bytes: peak_rss_bytes(),
         grad_tape_len_unrolled: Some(unrolled_len),
         compile_unrolled_s: compile_unrolled,
         jit_grad_unrolled_s: compile_unrolled.map(|_| unrolled_s),

@@ -55,6 +55,11 @@ enum Command {
         /// Seconds of timed runs per case (default 1.5), or per point with --scaling (default 0.5).
         #[arg(long, value_name = "SECS")]
         seconds: Option<f64>,
+        /// Memory for each loop's stored states in gradients: bytes (`256MiB`,
+        /// `64KiB`, `1000000`), snapshots (`64s`), or `unlimited`; a loop
+        /// needing more is checkpointed. Default 256MiB.
+        #[arg(long, value_name = "BUDGET", default_value = "256MiB", value_parser = parse_memory_budget)]
+        memory_budget: crate::MemoryBudget,
         /// Instead of the suite: optimizer and JIT compile time per instruction
         /// for tapes of 10^3 to 10^6 instructions (takes about a minute).
         #[arg(long, conflicts_with_all = ["full", "cases", "scaling"])]
@@ -131,8 +136,9 @@ pub fn run(cli: Cli) -> Result<(), String> {
             cases,
             json,
             seconds,
+            memory_budget,
             ..
-        } => bench(full, &cases, json, seconds.unwrap_or(1.5)),
+        } => bench(full, &cases, json, seconds.unwrap_or(1.5), memory_budget),
         Command::Show { case, all } => show(&case, all),
         Command::Check { target } => check(&target),
     }
@@ -165,7 +171,41 @@ fn print_machine(machine: &Machine, what: &str) {
     }
 }
 
-fn bench(full: bool, specs: &[String], json: Option<PathBuf>, seconds: f64) -> Result<(), String> {
+/// Parses `--memory-budget`: `unlimited`, `Ns` (snapshots), or bytes with
+/// an optional `KiB`/`MiB`/`GiB` suffix.
+fn parse_memory_budget(s: &str) -> Result<crate::MemoryBudget, String> {
+    use crate::MemoryBudget;
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("unlimited") {
+        return Ok(MemoryBudget::Unlimited);
+    }
+    let bad =
+        || format!("`{s}`: expected bytes (256MiB, 64KiB, 1000000), snapshots (64s) or unlimited");
+    if let Some(n) = s.strip_suffix('s') {
+        return n.parse().map(MemoryBudget::Snapshots).map_err(|_| bad());
+    }
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(k) => s.split_at(k),
+        None => (s, ""),
+    };
+    let unit = match unit.trim() {
+        "" | "B" => 1u64,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(unit).map(MemoryBudget::Bytes).ok_or_else(bad)
+}
+
+fn bench(
+    full: bool,
+    specs: &[String],
+    json: Option<PathBuf>,
+    seconds: f64,
+    memory: crate::MemoryBudget,
+) -> Result<(), String> {
     let budget = check_seconds(seconds)?;
     let cases = if specs.is_empty() {
         if full {
@@ -188,7 +228,7 @@ fn bench(full: bool, specs: &[String], json: Option<PathBuf>, seconds: f64) -> R
     let mut reports = Vec::new();
     for case in &cases {
         progress.start(format!("{case}"));
-        let r = run_case(case, budget).map_err(|e| format!("{case}: {e}"))?;
+        let r = run_case(case, budget, memory).map_err(|e| format!("{case}: {e}"))?;
         progress.println(report::table_row(&r));
         if r.interp_matches_native == Some(false) {
             progress.println(format!(
@@ -214,6 +254,19 @@ fn bench(full: bool, specs: &[String], json: Option<PathBuf>, seconds: f64) -> R
                 r.grad_loops.unwrap_or(0),
                 r.grad_tape_len_opt.unwrap_or(0),
                 r.grad_tape_len_unrolled.unwrap_or(0),
+            ));
+        }
+        if let (Some(s), Some(t), Some(l)) = (
+            r.checkpoint_snapshots,
+            r.checkpoint_advances,
+            r.checkpoint_reverse_steps,
+        ) {
+            progress.println(format!(
+                "  {case}: checkpointed: {s} snapshots, {t} advances for {l} reverse steps ({:.2} per step); \
+                 gradient memory ~{:.1} MiB, peak RSS {:.1} MiB",
+                t as f64 / l as f64,
+                r.peak_grad_bytes.unwrap_or(0) as f64 / (1 << 20) as f64,
+                r.peak_rss_bytes.unwrap_or(0) as f64 / (1 << 20) as f64,
             ));
         }
         if let (Some(j), Some(ratio)) = (r.jit_jacobian_s, r.jit_jacobian_ratio) {
@@ -412,6 +465,34 @@ fn print_tape(title: &str, tape: &Tape, all: bool) {
     }
 }
 
+/// Prints how the reverse sweep of each root loop of a derived tape gets the
+/// forward states it needs: stored, or recomputed by a binomial schedule.
+fn print_schedules(tape: &Tape) {
+    for inst in tape.insts().iter().filter(|i| i.op == crate::ir::Op::Loop) {
+        let lp = tape.loop_of(inst);
+        match tape.checkpoint_of(inst) {
+            Some(cp) => {
+                let advances = crate::ad::checkpoint::Schedule::binomial(lp.trips, cp.snapshots)
+                    .map(|s| s.advances())
+                    .unwrap_or(0);
+                println!(
+                    "   loop {}: {} trips, checkpointed: {} snapshots of {} values, {advances} advances ({:.2} per trip)",
+                    inst.args[0],
+                    lp.trips,
+                    cp.snapshots,
+                    cp.n_carried(),
+                    advances as f64 / lp.trips as f64
+                );
+            }
+            None if !lp.reads.is_empty() || lp.trips > 1 => println!(
+                "   loop {}: {} trips, states stored per iteration where read",
+                inst.args[0], lp.trips
+            ),
+            None => {}
+        }
+    }
+}
+
 /// Prints what each optimizer pass did to `tape`.
 fn print_opt_stats(title: &str, tape: &Tape) -> Result<(), String> {
     let (_, stats) = crate::opt::optimize_with_stats(tape).map_err(|e| e.to_string())?;
@@ -457,6 +538,7 @@ fn show(spec: &str, all: bool) -> Result<(), String> {
         f.vjp_tape()
     };
     print_tape(&format!("optimized {name}"), derived, all);
+    print_schedules(derived);
     let ir = crate::jit::cranelift_ir(derived, crate::jit::JitOptions::default())
         .map_err(|e| e.to_string())?;
     let lines: Vec<&str> = ir.lines().collect();

@@ -79,6 +79,16 @@ pub struct CaseReport {
     pub loops: Option<usize>,
     /// Loops in the optimized gradient tape (extension).
     pub grad_loops: Option<usize>,
+    /// Snapshots of the gradient's checkpointed loop, if the memory budget
+    /// made it checkpoint one (extension).
+    pub checkpoint_snapshots: Option<u64>,
+    /// Forward steps that loop's schedule advances (extension).
+    pub checkpoint_advances: Option<u64>,
+    /// Reverse steps of that schedule: the loop's trip count (extension).
+    pub checkpoint_reverse_steps: Option<u64>,
+    /// Peak resident set size of the process after the case (Linux; a
+    /// figure for one case when the process ran only that case; extension).
+    pub peak_rss_bytes: Option<u64>,
     /// Optimized gradient tape length without rerolling (extension).
     pub grad_tape_len_unrolled: Option<usize>,
     /// Compiling that tape (extension; absent above 400,000 instructions).
