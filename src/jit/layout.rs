@@ -28,7 +28,10 @@ pub(super) struct Layout {
     loop_slots: HashMap<u32, Vec<(u32, u32)>>,
     /// Scratch index of element 0 of each array.
     pub array_base: Vec<usize>,
-    /// Scratch `f64`s one evaluation needs: slots, then arrays.
+    /// Scratch index of the region of each checkpoint (snapshots and
+    /// schedule, see `checkpoint`), after the arrays.
+    pub checkpoint_base: Vec<usize>,
+    /// Scratch `f64`s one evaluation needs: slots, arrays, checkpoints.
     pub scratch_len: usize,
 }
 
@@ -37,7 +40,11 @@ pub(super) struct Layout {
 fn weight(tape: &Tape, i: usize) -> usize {
     let inst = &tape.insts()[i];
     if inst.op == Op::Loop {
-        1 + tape.loop_of(inst).body.static_len()
+        // A checkpointed loop lowers its forward step too.
+        let step = tape
+            .checkpoint_of(inst)
+            .map_or(0, |cp| cp.step.static_len());
+        1 + tape.loop_of(inst).body.static_len() + step
     } else {
         1
     }
@@ -101,12 +108,20 @@ impl Layout {
                 scratch_len - len as usize
             })
             .collect();
+        let mut checkpoint_base = Vec::new();
+        for inst in tape.insts().iter().filter(|i| i.op == Op::Loop) {
+            if let Some(cp) = tape.checkpoint_of(inst) {
+                checkpoint_base.push(scratch_len);
+                scratch_len += super::checkpoint::region_len(cp, tape.loop_of(inst).trips);
+            }
+        }
         Layout {
             chunks,
             chunk_of,
             slots,
             loop_slots,
             array_base,
+            checkpoint_base,
             scratch_len,
         }
     }

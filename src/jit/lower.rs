@@ -46,6 +46,26 @@ impl MathDecls {
                 .map_err(|e| e.to_string())?;
             ids.insert(name, id);
         }
+        // The checkpoint schedule's runtime: `start(region, steps,
+        // snapshots, table)` and `fill(region, steps, snapshots, table) -> count`.
+        let ptr = module.target_config().pointer_type();
+        for (name, returns) in [
+            (super::schedule::START, false),
+            (super::schedule::FILL, true),
+        ] {
+            let mut sig = module.make_signature();
+            sig.params.push(AbiParam::new(ptr));
+            for _ in 0..3 {
+                sig.params.push(AbiParam::new(types::I32));
+            }
+            if returns {
+                sig.returns.push(AbiParam::new(types::I32));
+            }
+            let id = module
+                .declare_function(name, cranelift_module::Linkage::Import, &sig)
+                .map_err(|e| e.to_string())?;
+            ids.insert(name, id);
+        }
         Ok(MathDecls { ids })
     }
 }
@@ -345,6 +365,11 @@ impl<'b> Lower<'_, 'b> {
     }
 
     fn call(&mut self, name: &'static str, args: &[Value]) -> Value {
+        self.call_all(name, args)[0]
+    }
+
+    /// Calls a declared function (math or runtime), returning its results.
+    pub(super) fn call_all(&mut self, name: &'static str, args: &[Value]) -> Vec<Value> {
         let func = match self.funcs.get(name) {
             Some(&f) => f,
             None => {
@@ -355,7 +380,7 @@ impl<'b> Lower<'_, 'b> {
             }
         };
         let call = self.b.ins().call(func, args);
-        self.b.inst_results(call)[0]
+        self.b.inst_results(call).to_vec()
     }
 
     /// Branches to the failure block, with this guard's status, unless

@@ -11,14 +11,20 @@
 //! whose initial `-0.0` may be read are reset before each call (`arrays`),
 //! and array slices are copied to the outputs after it. Math without a
 //! machine instruction calls the wrappers in `math`, the same `f64` code the
-//! interpreter runs.
+//! interpreter runs. A checkpointed loop (binomial checkpointing) is one
+//! dispatch loop over its schedule's actions, the forward step and the
+//! reverse body inline (`checkpoint`); the schedule comes in batches from a
+//! generator whose state lives in the scratch buffer with the snapshots
+//! (`schedule`).
 
 mod arrays;
+mod checkpoint;
 mod function;
 mod layout;
 mod loops;
 mod lower;
 mod math;
+mod schedule;
 
 use crate::error::{Error, Result};
 use crate::ir::{Op, Output, Tape};
@@ -110,18 +116,10 @@ fn new_module(options: JitOptions) -> Result<JITModule> {
     for (name, ptr, _) in math::all() {
         builder.symbol(name, ptr);
     }
-    Ok(JITModule::new(builder))
-}
-
-/// Checkpointed loops run in the interpreter only (so far).
-fn refuse_checkpoints(tape: &Tape) -> Result<()> {
-    if tape.checkpoints().is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Unsupported(
-            "the JIT does not run checkpointed loops yet (use the interpreter)".into(),
-        ))
+    for (name, ptr) in schedule::symbols() {
+        builder.symbol(name, ptr);
     }
+    Ok(JITModule::new(builder))
 }
 
 /// Compiles a tape (verified first) with the default options.
@@ -132,7 +130,6 @@ pub fn compile(tape: &Tape) -> Result<JitFunction> {
 /// Compiles a tape (verified first).
 pub fn compile_with(tape: &Tape, options: JitOptions) -> Result<JitFunction> {
     tape.verify()?;
-    refuse_checkpoints(tape)?;
     let splits = (
         options.input_split.unwrap_or(tape.n_inputs()),
         options.output_split.unwrap_or(tape.n_outputs()),
@@ -301,7 +298,6 @@ fn define_chunks(
 /// one function per chunk, for `tapejit show`.
 pub fn cranelift_ir(tape: &Tape, options: JitOptions) -> Result<String> {
     tape.verify()?;
-    refuse_checkpoints(tape)?;
     let mut module = new_module(options)?;
     let splits = (tape.n_inputs(), tape.n_outputs());
     let mut text = String::new();
