@@ -112,7 +112,7 @@ impl Layout {
         for inst in tape.insts().iter().filter(|i| i.op == Op::Loop) {
             if let Some(cp) = tape.checkpoint_of(inst) {
                 checkpoint_base.push(scratch_len);
-                scratch_len += super::checkpoint::region_len(cp, tape.loop_of(inst).trips);
+                scratch_len += super::checkpoint::region_len(tape.loop_of(inst), cp);
             }
         }
         Layout {
