@@ -182,14 +182,7 @@ pub(super) fn resets(tape: &Tape, array_base: &[usize]) -> Vec<Range<usize>> {
                     // The forward step of a checkpoint may read arrays; it
                     // may also run no iteration at all (one trip), so what
                     // it stores is not counted.
-                    let step = Loop {
-                        trips: lp.trips,
-                        body: cp.step.clone(),
-                        init: cp.init.clone(),
-                        invariants: cp.invariants.clone(),
-                        reads: cp.reads.clone(),
-                        writes: Vec::new(),
-                    };
+                    let step = super::checkpoint::step_loop(lp, cp);
                     let mut step_fx = Effects::default();
                     collect(&step, &[], &mut step_fx);
                     fx.observed.extend(step_fx.observed);

@@ -1,58 +1,107 @@
-//! Lowering checkpointed loops: the binomial schedule driven by compiled
-//! code.
+//! Checkpointed loops: the binomial schedule driven from Rust, the forward
+//! step and the reverse body compiled as functions of their own.
 //!
 //! A loop with a [`Checkpoint`] is the reverse loop whose body reads each
 //! forward state, recomputed from snapshots by the forward step (see
-//! `interp::run_checkpointed`, the reference). Its code is one dispatch
-//! loop over the schedule's actions, which the generator of `schedule`
-//! writes in batches into the loop's scratch region; the forward state
-//! travels as block parameters, the reverse loop's carried values and
-//! invariants wait in the region (out of the registers the advance loop
-//! needs; measured no slower than block parameters):
+//! `interp::run_checkpointed`, the reference). Each such loop gets two
+//! Cranelift functions besides the chunks:
 //!
-//! ```text
-//!     store carried init, invariants
-//!     call start(region, trips, snapshots, table)
-//!     jump refill(init...)
-//! refill(state...):
-//!     n = call fill(region, trips, snapshots, table)  ; up to BATCH actions
-//!     brif n != 0, dispatch(0, n, state...), exit
-//! dispatch(j, n, state...):
-//!     brif j == n, refill(state...), decode
-//! decode:                                            ; action j of the buffer
-//!     br_table kind, [advance, snapshot, restore], reverse
-//! advance:     a machine loop of the step over iterations from..to, then dispatch(j + 1, ...)
-//! snapshot:    store the state into snapshot slot a, then dispatch(j + 1, ...)
-//! restore:     load the state from snapshot slot a, then dispatch(j + 1, ...)
-//! reverse:     one iteration (trips - 1 - a) of the reverse body, on the
-//!              carried values and invariants loaded, the state's `states`;
-//!              store the next carried values, then dispatch(j + 1, ...)
-//! exit:        load the final carried values (`loopout` reads these)
-//! ```
+//! - *advance* `(buffers..., from, to)`: the forward state from the loop's
+//!   region, the step as a machine loop over iterations `from..to`, the
+//!   state back;
+//! - *reverse* `(buffers..., step, 0)`: the carried values, invariants and
+//!   current state from the region, one iteration (`trips - 1 - step`) of
+//!   the reverse body reading the state's `states`, the next carried values
+//!   back.
 //!
-//! The loop's scratch region holds the snapshots (`min(snapshots, trips)`
-//! states), the carried values and invariants, and the generator's state,
-//! action buffer and binomial table (`schedule::Region`):
-//! nothing is allocated per call, and the memory is `O(snapshots)`.
+//! Where the loop runs, its chunk stores the initial state, carried values
+//! and invariants into the region and calls `schedule`'s driver, which
+//! generates the actions one at a time and calls the parts or copies the
+//! state to or from a snapshot slot; a failed guard's status comes back
+//! through both calls. The chunk then loads the final carried values.
+//!
+//! The alternative, measured first, was a dispatch loop in the chunk itself
+//! (actions from an `extern "C"` generator in batches, then a jump table to
+//! inline advance, snapshot, restore and reverse blocks). On
+//! `lorenz_rk4_fold` gradients (10^5 and 10^6 steps; 3, 8, 64 and 1000
+//! snapshots; best of 4 to 6 alternated runs) this design was 1–7% faster
+//! than the batched dispatch loop and 1–3% faster than the same loop
+//! fetching one action per call: the indirect branch of a dispatch loop
+//! mispredicts unless the generator's own branches come just before it,
+//! and here the generator's decision *is* the dispatch. Function calls per
+//! action (a few ns) cost less than that.
+//!
+//! The region holds the snapshots (`min(snapshots, trips)` states), the
+//! reverse loop's carried values and invariants, the current forward state,
+//! the step's invariants, and the generator's frames and binomial table
+//! (`schedule::Region`): nothing is allocated per call, and the memory is
+//! `O(snapshots)`.
 
-use super::lower::{Frame, Lower, SCRATCH};
-use super::schedule::{self, Region, ENCODED_A, ENCODED_B, ENCODED_BYTES};
-use crate::ir::{Checkpoint, Loop};
+use super::layout::Layout;
+use super::lower::{part_signature, ChunkLowering, Frame, Lower, MathDecls, SCRATCH};
+use super::schedule::{self, Region};
+use crate::error::Error;
+use crate::ir::{Checkpoint, Loop, Op, Tape};
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{types, BlockArg, InstBuilder, JumpTableData, MemFlagsData, Value};
+use cranelift_codegen::ir::{types, BlockArg, InstBuilder, MemFlagsData, UserFuncName, Value};
+use cranelift_codegen::Context;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::JITModule;
+use cranelift_module::{FuncId, Module};
 
-/// Scratch `f64`s the snapshots of `cp` (of a loop of `trips` iterations) take.
-fn snapshot_slots(cp: &Checkpoint, trips: u32) -> usize {
-    cp.snapshots.min(trips) as usize * cp.n_carried()
+/// The step of `cp` as a loop (no writes) of the reverse loop `lp`'s trips:
+/// the loop whose body [`Lower::lower_body`] lowers and whose accesses the
+/// array analysis reads.
+pub(super) fn step_loop(lp: &Loop, cp: &Checkpoint) -> Loop {
+    Loop {
+        trips: lp.trips,
+        body: cp.step.clone(),
+        init: cp.init.clone(),
+        invariants: cp.invariants.clone(),
+        reads: cp.reads.clone(),
+        writes: Vec::new(),
+    }
 }
 
-/// Scratch `f64`s the reverse loop `lp` with checkpoint `cp` needs: its
-/// snapshots, its carried values and invariants, then the schedule's region.
+/// Scratch slots (from the start of scratch) of the parts of the region of
+/// a checkpointed loop.
+struct Slots {
+    /// Snapshot slot `k` is the `m` values from `snaps + k * m`.
+    snaps: i64,
+    /// The reverse loop's carried values, then its invariants.
+    kept: i64,
+    /// The current forward state (`m` values).
+    current: i64,
+    /// The step's invariants.
+    step_invariants: i64,
+    /// The generator's region.
+    schedule: i64,
+    /// The region's end.
+    end: i64,
+}
+
+impl Slots {
+    fn new(base: usize, lp: &Loop, cp: &Checkpoint) -> Slots {
+        let snaps = base as i64;
+        let kept = snaps + (cp.snapshots.min(lp.trips) as usize * cp.n_carried()) as i64;
+        let current = kept + (lp.n_carried() + lp.invariants.len()) as i64;
+        let step_invariants = current + cp.n_carried() as i64;
+        let schedule = step_invariants + cp.invariants.len() as i64;
+        let end = schedule + Region::new(lp.trips, cp.snapshots).len() as i64;
+        Slots {
+            snaps,
+            kept,
+            current,
+            step_invariants,
+            schedule,
+            end,
+        }
+    }
+}
+
+/// Scratch `f64`s the reverse loop `lp` with checkpoint `cp` needs.
 pub(super) fn region_len(lp: &Loop, cp: &Checkpoint) -> usize {
-    snapshot_slots(cp, lp.trips)
-        + lp.n_carried()
-        + lp.invariants.len()
-        + Region::new(lp.trips, cp.snapshots).len()
+    Slots::new(0, lp, cp).end as usize
 }
 
 fn args(values: impl IntoIterator<Item = Value>) -> Vec<BlockArg> {
@@ -60,8 +109,29 @@ fn args(values: impl IntoIterator<Item = Value>) -> Vec<BlockArg> {
 }
 
 impl Lower<'_, '_> {
+    /// `values` into consecutive scratch slots from `slot`.
+    fn store_slots(&mut self, values: &[Value], slot: i64) {
+        for (q, &v) in values.iter().enumerate() {
+            let (addr, off) = self.address(self.ptrs[SCRATCH], (slot + q as i64) * 8);
+            self.b.ins().store(MemFlagsData::trusted(), v, addr, off);
+        }
+    }
+
+    /// `n` values from consecutive scratch slots from `slot`.
+    fn load_slots(&mut self, n: usize, slot: i64) -> Vec<Value> {
+        (0..n)
+            .map(|q| {
+                let (addr, off) = self.address(self.ptrs[SCRATCH], (slot + q as i64) * 8);
+                self.b
+                    .ins()
+                    .load(types::F64, MemFlagsData::trusted(), addr, off)
+            })
+            .collect()
+    }
+
     /// Lowers root loop instruction `i`, the reverse loop `lp` with
-    /// checkpoint `cp`; returns its final carried values.
+    /// checkpoint `cp`: the call of the driver. Returns the final carried
+    /// values.
     pub fn lower_checkpointed(
         &mut self,
         frame: &mut Frame<'_>,
@@ -70,163 +140,197 @@ impl Lower<'_, '_> {
         cp: &Checkpoint,
     ) -> Vec<Value> {
         let k = frame.tape.insts()[i].args[1] as usize - 1;
-        let mut operands = |this: &mut Self, vs: &[u32]| -> Vec<Value> {
-            vs.iter().map(|&v| this.operand(frame, v)).collect()
-        };
-        let carried_init = operands(self, &lp.init);
-        let invariants_init = operands(self, &lp.invariants);
-        let state_init = operands(self, &cp.init);
-        let step_invariants = operands(self, &cp.invariants);
-        let step = Loop {
-            trips: lp.trips,
-            body: cp.step.clone(),
-            init: cp.init.clone(),
-            invariants: cp.invariants.clone(),
-            reads: cp.reads.clone(),
-            writes: Vec::new(),
-        };
-        let (m, c) = (cp.n_carried(), lp.n_carried());
-        let context = format!("{}in the body of loop %{i}: ", frame.context);
-        let trips = vec![lp.trips];
-        let flags = MemFlagsData::trusted();
-
-        // The region: snapshots, carried values, invariants, then the
-        // generator and its action buffer. The reverse loop's carried values
-        // and invariants wait in memory, out of the registers the advance
-        // loop needs.
-        let base = self.layout.checkpoint_base[k] as i64;
-        let carried_at = base + snapshot_slots(cp, lp.trips) as i64;
-        let invariants_at = carried_at + c as i64;
-        let schedule_at = invariants_at + lp.invariants.len() as i64;
+        let at = Slots::new(self.layout.checkpoint_base[k], lp, cp);
+        for (values, slot) in [
+            (&lp.init, at.kept),
+            (&lp.invariants, at.kept + lp.n_carried() as i64),
+            (&cp.init, at.current),
+            (&cp.invariants, at.step_invariants),
+        ] {
+            let values: Vec<Value> = values.iter().map(|&v| self.operand(frame, v)).collect();
+            self.store_slots(&values, slot);
+        }
+        let (advance, reverse) = self.math.checkpoint_parts[k];
+        let mut call_args = Vec::with_capacity(15);
+        for id in [advance, reverse] {
+            let f = self.module.declare_func_in_func(id, self.b.func);
+            call_args.push(self.b.ins().func_addr(self.ptr, f));
+        }
+        call_args.extend(self.ptrs);
+        for slot in [at.schedule, at.snaps, at.current] {
+            let p = self.b.ins().iadd_imm_s(self.ptrs[SCRATCH], slot * 8);
+            call_args.push(p);
+        }
         let region = Region::new(lp.trips, cp.snapshots);
-        let scratch = self.ptrs[SCRATCH];
-        let snaps = self.b.ins().iadd_imm_s(scratch, base * 8);
-        let kept = self.b.ins().iadd_imm_s(scratch, carried_at * 8);
-        let mem = self.b.ins().iadd_imm_s(scratch, schedule_at * 8);
-        let buffer = self.b.ins().iadd_imm_s(mem, region.buffer() as i64 * 8);
-        for (q, &v) in carried_init.iter().chain(&invariants_init).enumerate() {
-            self.b.ins().store(flags, v, kept, q as i32 * 8);
+        for n in [
+            cp.n_carried(),
+            lp.trips as usize,
+            cp.snapshots as usize,
+            region.table(),
+        ] {
+            call_args.push(self.b.ins().iconst(self.ptr, n as i64));
         }
-        let steps = self.b.ins().iconst(types::I32, i64::from(lp.trips));
-        let snapshots = self.b.ins().iconst(types::I32, i64::from(cp.snapshots));
-        let table = self.b.ins().iconst(types::I32, region.table() as i64);
-        let runtime = [mem, steps, snapshots, table];
-        self.call_all(schedule::START, &runtime);
-
-        let refill = self.b.create_block();
-        let dispatch = self.b.create_block();
-        let decode = self.b.create_block();
-        let advance = self.b.create_block();
-        let advance_loop = self.b.create_block();
-        let snapshot = self.b.create_block();
-        let restore = self.b.create_block();
-        let reverse = self.b.create_block();
-        let exit = self.b.create_block();
-        self.b.append_block_param(dispatch, self.ptr);
-        self.b.append_block_param(dispatch, self.ptr);
-        self.b.append_block_param(advance_loop, self.ptr);
-        for _ in 0..m {
-            self.b.append_block_param(refill, types::F64);
-            self.b.append_block_param(dispatch, types::F64);
-            self.b.append_block_param(advance_loop, types::F64);
-        }
-        self.b.ins().jump(refill, &args(state_init));
-
-        // refill(state): the next batch, or the end.
-        self.b.switch_to_block(refill);
-        let params = self.b.block_params(refill).to_vec();
-        let n = self.call_all(schedule::FILL, &runtime)[0];
-        let zero = self.b.ins().iconst(self.ptr, 0);
-        let n_wide = self.b.ins().uextend(self.ptr, n);
-        let go = args([zero, n_wide].into_iter().chain(params));
-        self.b.ins().brif(n, dispatch, &go, exit, &[]);
-
-        // dispatch(j, n, state): action j, or a refill after the last.
-        self.b.switch_to_block(dispatch);
-        let params = self.b.block_params(dispatch).to_vec();
-        let (j, n) = (params[0], params[1]);
-        let state = params[2..].to_vec();
-        let done = self.b.ins().icmp(IntCC::Equal, j, n);
+        let status = self.call_all(schedule::DRIVE, &call_args)[0];
+        let ok = self.b.create_block();
+        let fail = self.fail;
         self.b
             .ins()
-            .brif(done, refill, &args(state.iter().copied()), decode, &[]);
+            .brif(status, fail, &[BlockArg::Value(status)], ok, &[]);
+        self.b.switch_to_block(ok);
+        self.load_slots(lp.n_carried(), at.kept)
+    }
 
-        self.b.switch_to_block(decode);
-        let at = self.b.ins().imul_imm_s(j, ENCODED_BYTES);
-        let at = self.b.ins().iadd(buffer, at);
-        let kind = self.b.ins().load(types::I32, flags, at, 0);
-        let a = self.b.ins().uload32(flags, at, ENCODED_A);
-        let b = self.b.ins().uload32(flags, at, ENCODED_B);
-        let next_j = self.b.ins().iadd_imm_s(j, 1);
-        let table: Vec<_> = [advance, snapshot, restore]
-            .into_iter()
-            .map(|block| self.b.func.dfg.block_call(block, &[]))
-            .collect();
-        let default = self.b.func.dfg.block_call(reverse, &[]);
-        let jt = self
-            .b
-            .create_jump_table(JumpTableData::new(default, &table));
-        self.b.ins().br_table(kind, jt);
-        // Back to the dispatcher with this state.
-        let again = |state: &[Value]| args([next_j, n].into_iter().chain(state.iter().copied()));
-
-        // Advance { from: a, to: b }: the step from iteration a while below b.
-        self.b.switch_to_block(advance);
-        let first = args(std::iter::once(a).chain(state.iter().copied()));
-        self.b.ins().jump(advance_loop, &first);
-        self.b.switch_to_block(advance_loop);
-        let params = self.b.block_params(advance_loop).to_vec();
-        let inputs = params[1..].iter().chain(&step_invariants).copied();
-        let body = Frame::body(
-            &cp.step,
-            inputs.collect(),
-            vec![params[0]],
-            trips.clone(),
-            context.clone(),
-        );
+    /// The body of the advance function of `lp` (instruction `i`) with
+    /// checkpoint `cp`, whose region is `at`: iterations `from..to`.
+    fn lower_advance(
+        &mut self,
+        i: usize,
+        lp: &Loop,
+        cp: &Checkpoint,
+        at: &Slots,
+        from: Value,
+        to: Value,
+    ) {
+        let m = cp.n_carried();
+        let step = step_loop(lp, cp);
+        let state = self.load_slots(m, at.current);
+        let invariants = self.load_slots(cp.invariants.len(), at.step_invariants);
+        let header = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.append_block_param(header, self.ptr);
+        for _ in 0..m {
+            self.b.append_block_param(header, types::F64);
+            self.b.append_block_param(done, types::F64);
+        }
+        self.b
+            .ins()
+            .jump(header, &args(std::iter::once(from).chain(state)));
+        self.b.switch_to_block(header);
+        let params = self.b.block_params(header).to_vec();
+        let inputs = params[1..].iter().chain(&invariants).copied().collect();
+        let context = format!("in the body of loop %{i}: ");
+        let body = Frame::body(&cp.step, inputs, vec![params[0]], vec![lp.trips], context);
         let next = self.lower_body(&step, body, &[]);
         let counter = self.b.ins().iadd_imm_s(params[0], 1);
-        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, counter, b);
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, counter, to);
         let back = args(std::iter::once(counter).chain(next.iter().copied()));
         self.b
             .ins()
-            .brif(more, advance_loop, &back, dispatch, &again(&next));
-
-        // Snapshot { slot: a } and Restore { slot: a }: state copies.
-        let slot_bytes = m as i64 * 8;
-        self.b.switch_to_block(snapshot);
-        let offset = self.b.ins().imul_imm_s(a, slot_bytes);
-        let addr = self.b.ins().iadd(snaps, offset);
-        for (q, &v) in state.iter().enumerate() {
-            self.b.ins().store(flags, v, addr, q as i32 * 8);
-        }
-        self.b.ins().jump(dispatch, &again(&state));
-        self.b.switch_to_block(restore);
-        let offset = self.b.ins().imul_imm_s(a, slot_bytes);
-        let addr = self.b.ins().iadd(snaps, offset);
-        let restored: Vec<Value> = (0..m)
-            .map(|q| self.b.ins().load(types::F64, flags, addr, q as i32 * 8))
-            .collect();
-        self.b.ins().jump(dispatch, &again(&restored));
-
-        // Reverse { step: a }: reverse iteration trips - 1 - a.
-        self.b.switch_to_block(reverse);
-        let last = self.b.ins().iconst(self.ptr, i64::from(lp.trips) - 1);
-        let index = self.b.ins().isub(last, a);
-        let inputs: Vec<Value> = (0..c + lp.invariants.len())
-            .map(|q| self.b.ins().load(types::F64, flags, kept, q as i32 * 8))
-            .collect();
-        let states: Vec<Value> = cp.states.iter().map(|&q| state[q as usize]).collect();
-        let body = Frame::body(&lp.body, inputs, vec![index], trips, context);
-        let next = self.lower_body(lp, body, &states);
-        for (q, &v) in next.iter().enumerate() {
-            self.b.ins().store(flags, v, kept, q as i32 * 8);
-        }
-        self.b.ins().jump(dispatch, &again(&state));
-
-        self.b.switch_to_block(exit);
-        (0..c)
-            .map(|q| self.b.ins().load(types::F64, flags, kept, q as i32 * 8))
-            .collect()
+            .brif(more, header, &back, done, &args(next.iter().copied()));
+        self.b.switch_to_block(done);
+        let state = self.b.block_params(done).to_vec();
+        self.store_slots(&state, at.current);
     }
+
+    /// The body of the reverse function of `lp` (instruction `i`) with
+    /// checkpoint `cp`, whose region is `at`: the reverse iteration of
+    /// forward step `step`.
+    fn lower_reverse(&mut self, i: usize, lp: &Loop, cp: &Checkpoint, at: &Slots, step: Value) {
+        let inputs = self.load_slots(lp.n_carried() + lp.invariants.len(), at.kept);
+        let state = self.load_slots(cp.n_carried(), at.current);
+        let states: Vec<Value> = cp.states.iter().map(|&q| state[q as usize]).collect();
+        let last = self.b.ins().iconst(self.ptr, i64::from(lp.trips) - 1);
+        let index = self.b.ins().isub(last, step);
+        let context = format!("in the body of loop %{i}: ");
+        let body = Frame::body(&lp.body, inputs, vec![index], vec![lp.trips], context);
+        let next = self.lower_body(lp, body, &states);
+        self.store_slots(&next, at.kept);
+    }
+}
+
+/// The advance and reverse functions of every checkpoint of `tape`, in
+/// table order.
+pub(super) fn declare_parts(
+    module: &mut JITModule,
+    tape: &Tape,
+) -> Result<Vec<(FuncId, FuncId)>, String> {
+    let sig = part_signature(module);
+    (0..tape.checkpoints().len())
+        .map(|k| {
+            let mut declare = |what: &str| {
+                module
+                    .declare_function(
+                        &format!("checkpoint{k}_{what}"),
+                        cranelift_module::Linkage::Local,
+                        &sig,
+                    )
+                    .map_err(|e| e.to_string())
+            };
+            Ok((declare("advance")?, declare("reverse")?))
+        })
+        .collect()
+}
+
+/// What [`define_parts`] needs of the compilation.
+pub(super) struct Parts<'a> {
+    pub module: &'a mut JITModule,
+    pub ctx: &'a mut Context,
+    pub fctx: &'a mut FunctionBuilderContext,
+    pub math: &'a MathDecls,
+    pub tape: &'a Tape,
+    pub layout: &'a Layout,
+    pub input_split: usize,
+    pub output_split: usize,
+    pub guards: &'a mut Vec<Error>,
+    pub listing: Option<&'a mut String>,
+}
+
+/// Defines the advance and reverse functions of every checkpointed loop;
+/// returns their bytes of machine code.
+pub(super) fn define_parts(p: Parts<'_>) -> Result<usize, String> {
+    let Parts {
+        module,
+        ctx,
+        fctx,
+        math,
+        tape,
+        layout,
+        input_split,
+        output_split,
+        guards,
+        mut listing,
+    } = p;
+    let sig = part_signature(module);
+    let mut bytes = 0;
+    for (i, inst) in tape.insts().iter().enumerate() {
+        if inst.op != Op::Loop {
+            continue;
+        }
+        let Some(cp) = tape.checkpoint_of(inst) else {
+            continue;
+        };
+        let lp = tape.loop_of(inst);
+        let k = inst.args[1] as usize - 1;
+        let at = Slots::new(layout.checkpoint_base[k], lp, cp);
+        let (advance, reverse) = math.checkpoint_parts[k];
+        for (id, is_advance) in [(advance, true), (reverse, false)] {
+            ctx.func.signature = sig.clone();
+            ctx.func.name = UserFuncName::user(0, id.as_u32());
+            ChunkLowering {
+                b: FunctionBuilder::new(&mut ctx.func, fctx),
+                module,
+                math,
+                tape,
+                layout,
+                input_split,
+                output_split,
+                guards,
+                guards_before: 0,
+            }
+            .lower_part(|low, a, b| match is_advance {
+                true => low.lower_advance(i, lp, cp, &at, a, b),
+                false => low.lower_reverse(i, lp, cp, &at, a),
+            });
+            if let Some(text) = listing.as_deref_mut() {
+                text.push_str(&ctx.func.display().to_string());
+                text.push('\n');
+            }
+            module
+                .define_function(id, ctx)
+                .map_err(|e| format!("{e:?}"))?;
+            bytes += ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
+            module.clear_context(ctx);
+        }
+    }
+    Ok(bytes)
 }

@@ -1,56 +1,40 @@
-//! The binomial checkpointing schedule of [`crate::ad::checkpoint`],
-//! generated lazily into memory that compiled code owns.
+//! The binomial checkpointing schedule of [`crate::ad::checkpoint`], and the
+//! driver that runs a checkpointed loop's compiled parts by it.
+//!
+//! [`tapejit_checkpoint_drive`] is called by compiled code where a
+//! checkpointed loop runs: it generates the schedule's actions one at a
+//! time and runs each at once, calling the loop's compiled *advance*
+//! function (the forward step as a machine loop over a range of
+//! iterations) or *reverse* function (one iteration of the reverse body),
+//! or copying the current state into or out of a snapshot slot (see
+//! `checkpoint` for the layout and the measurements behind this design).
 //!
 //! [`Schedule::actions`](crate::ad::checkpoint::Schedule::actions) keeps its
-//! stack of stored states in a `Vec`, allocated anew for every run. Compiled
-//! code runs a checkpointed loop on every call and must not allocate, so
-//! this generator keeps the same state (the same algorithm, action for
-//! action, tested against it) in a region of the scratch buffer: a header,
-//! a buffer of encoded actions that [`tapejit_checkpoint_fill`] refills in
-//! batches of up to [`BATCH`] (the code calls out once per batch, not once
-//! per action), one frame per snapshot slot, and a table of binomials.
+//! stack of stored states in a `Vec`, allocated anew for every run. A
+//! compiled function runs its checkpointed loops on every call and must not
+//! allocate, so this generator (the same algorithm, action for action,
+//! tested against it) keeps that stack, one frame per snapshot slot, and a
+//! table of binomials in a region of the scratch buffer: memory
+//! `O(snapshots)`.
 //!
 //! The original computes the binomials `β(s, r) = C(s + r, s)` of each split
 //! from the frame's own by exact `u128` multiplications and divisions: three
-//! or more divisions per advance, which cost more than a short forward
-//! step. Here a table of `β(s', r')` for `s' <= s`, `r' <= r` (the schedule's
-//! snapshots and repetition number; Pascal's rule, additions only) is built
-//! when the loop starts, and a split is a few lookups. The table is used
-//! when it has at most `max(16 (s + 1), 4096)` entries, so the memory stays
-//! `O(snapshots)`; otherwise (few snapshots and very many repetitions, where
-//! advances dominate anyway) the frames carry their binomial and split by
-//! the original arithmetic, in `u64` whenever every product fits.
+//! or more divisions per advance, which cost about as much as a short
+//! forward step. Here a table of `β(s', r')` for `s' <= s`, `r' <= r` (the
+//! schedule's snapshots and repetition number; Pascal's rule, additions
+//! only) is built when the loop starts, and a split is a few lookups. The
+//! table is used when it has at most `max(16 (s + 1), 4096)` entries, so the
+//! memory stays `O(snapshots)`; otherwise (few snapshots and very many
+//! repetitions, where advances dominate anyway) the frames carry their
+//! binomial and split by the original arithmetic, in `u64` whenever every
+//! product fits. With frames never copied whole (a wide load of narrow
+//! stores stalls store forwarding), 10^7 steps with 64 snapshots generate
+//! in 80 ms instead of 250 ms.
 
 use crate::ad::checkpoint::{repetitions, Action};
 
-/// Actions generated per call of [`tapejit_checkpoint_fill`].
-pub(super) const BATCH: usize = 256;
-
-/// Encoded action kinds (see [`Encoded`]).
-pub(super) const ADVANCE: u32 = 0;
-pub(super) const SNAPSHOT: u32 = 1;
-pub(super) const RESTORE: u32 = 2;
-pub(super) const REVERSE: u32 = 3;
-
 /// No current state.
 const NONE: u32 = u32::MAX;
-
-/// One action as the compiled code reads it: `kind` ([`ADVANCE`]...), then
-/// `Advance { from: a, to: b }`, `Snapshot { slot: a }`, `Restore { slot: a }`
-/// or `Reverse { step: a }`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) struct Encoded {
-    pub kind: u32,
-    pub a: u32,
-    pub b: u32,
-    pad: u32,
-}
-
-/// Byte offsets of the fields of [`Encoded`], and its size.
-pub(super) const ENCODED_A: i32 = 4;
-pub(super) const ENCODED_B: i32 = 8;
-pub(super) const ENCODED_BYTES: i64 = 16;
 
 /// A stored state and the range from it still to reverse, with `s`
 /// snapshots (its own included) and repetition number at most `r`; without
@@ -66,24 +50,8 @@ struct Frame {
     beta: [u64; 2],
 }
 
-/// The generator's scalar state.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-struct Head {
-    /// Steps `end..` are reversed.
-    end: u32,
-    /// The current state, or [`NONE`].
-    current: u32,
-    /// Frames in use (slots holding a state).
-    depth: u32,
-    /// Row length of the binomial table (`r + 1`), 0 without one.
-    stride: u32,
-}
-
 const SLOT: usize = std::mem::size_of::<f64>();
-const HEAD_SLOTS: usize = std::mem::size_of::<Head>() / SLOT;
 const FRAME_SLOTS: usize = std::mem::size_of::<Frame>() / SLOT;
-const ENCODED_SLOTS: usize = std::mem::size_of::<Encoded>() / SLOT;
 
 /// The binomial table of a schedule of `steps` steps with `snapshots`
 /// snapshots: its row length (`r + 1`) and rows (`s + 1`), if it is used.
@@ -99,7 +67,7 @@ fn table_shape(steps: u32, snapshots: u32) -> Option<(usize, usize)> {
 
 /// Where the generator of a loop of `steps` steps with `snapshots`
 /// snapshots keeps its state, in `f64` slots from the start of its region:
-/// the header, the action buffer, the frames, the table.
+/// the frames, then the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Region {
     frames: usize,
@@ -127,17 +95,8 @@ impl Region {
         self.table
     }
 
-    /// Slot of the first encoded action.
-    pub fn buffer(&self) -> usize {
-        HEAD_SLOTS
-    }
-
-    fn first_frame(&self) -> usize {
-        self.buffer() + ENCODED_SLOTS * BATCH
-    }
-
     fn first_entry(&self) -> usize {
-        self.first_frame() + FRAME_SLOTS * self.frames
+        FRAME_SLOTS * self.frames
     }
 
     /// Slots of the whole region.
@@ -146,11 +105,18 @@ impl Region {
     }
 }
 
-/// The generator over its memory.
+/// The schedule's actions, generated on the fly in borrowed memory.
 pub(super) struct Generator<'a> {
-    head: &'a mut Head,
+    /// Steps `end..` are reversed.
+    end: u32,
+    /// The current state, or [`NONE`].
+    current: u32,
+    /// Frames in use (slots holding a state).
+    depth: u32,
+    /// Row length of the binomial table (`r + 1`), 0 without one.
+    stride: u32,
     frames: &'a mut [Frame],
-    /// `table[s' * stride + r'] = β(s', r')`, or empty.
+    /// `table[s' * stride + r'] = β(s', r')`, or unused.
     table: &'a mut [u64],
 }
 
@@ -251,52 +217,41 @@ impl Frame {
 }
 
 impl<'a> Generator<'a> {
-    /// The generator whose memory is `mem`, laid out as `region`, and its
-    /// action buffer.
+    /// The generator in the region at `mem`, laid out as `region`.
     ///
     /// # Safety
     ///
     /// `mem` points to `region.len()` slots of `f64` (8-byte aligned),
     /// valid and not otherwise accessed for `'a`.
-    unsafe fn at(mem: *mut f64, region: Region) -> (Generator<'a>, &'a mut [Encoded]) {
-        // SAFETY: (the caller's contract) the pieces are disjoint parts of
-        // the region; `Head`, `Frame`, `Encoded` and `u64` are `repr(C)`
+    unsafe fn at(mem: *mut f64, region: Region, steps: u32, snapshots: u32) -> Generator<'a> {
+        // SAFETY: (the caller's contract) the frames and the table are
+        // disjoint parts of the region; `Frame` and `u64` are `repr(C)`
         // integers without implicit padding and with alignment at most 8,
         // so any bits are valid values of them.
-        unsafe {
-            let head = &mut *(mem as *mut Head);
-            let buffer =
-                std::slice::from_raw_parts_mut(mem.add(region.buffer()) as *mut Encoded, BATCH);
-            let frames = std::slice::from_raw_parts_mut(
-                mem.add(region.first_frame()) as *mut Frame,
-                region.frames,
-            );
-            let table = std::slice::from_raw_parts_mut(
-                mem.add(region.first_entry()) as *mut u64,
-                region.table,
-            );
+        let (frames, table) = unsafe {
             (
-                Generator {
-                    head,
-                    frames,
-                    table,
-                },
-                buffer,
+                std::slice::from_raw_parts_mut(mem as *mut Frame, region.frames),
+                std::slice::from_raw_parts_mut(
+                    mem.add(region.first_entry()) as *mut u64,
+                    region.table,
+                ),
             )
-        }
+        };
+        Generator::new(frames, table, steps, snapshots)
     }
 
-    /// Restarts at the first action of the schedule of `steps >= 1` steps
-    /// with `snapshots >= 1` snapshots, building the binomial table if the
-    /// schedule uses one and it fits in `self.table` (as in its region;
-    /// without room, the frames carry their binomials).
-    fn start(&mut self, steps: u32, snapshots: u32) {
+    /// The first action of the schedule of `steps >= 1` steps with
+    /// `snapshots >= 1` snapshots comes next. `frames` has room for
+    /// `min(steps, snapshots) + 1`; the binomial table is built in `table`
+    /// if the schedule uses one and it fits (as in its [`Region`]; without
+    /// room, the frames carry their binomials).
+    fn new(frames: &'a mut [Frame], table: &'a mut [u64], steps: u32, snapshots: u32) -> Self {
         let s = snapshots.min(steps);
         let r = repetitions(steps, s);
-        let shape = table_shape(steps, snapshots).filter(|(w, h)| w * h <= self.table.len());
+        let shape = table_shape(steps, snapshots).filter(|(w, h)| w * h <= table.len());
         let stride = match shape {
             Some((stride, rows)) => {
-                let table = &mut self.table[..stride * rows];
+                let table = &mut table[..stride * rows];
                 for sp in 0..rows {
                     for rp in 0..stride {
                         table[sp * stride + rp] = if sp == 0 || rp == 0 {
@@ -310,13 +265,7 @@ impl<'a> Generator<'a> {
             }
             None => 0,
         };
-        *self.head = Head {
-            end: steps,
-            current: 0,
-            depth: 0,
-            stride,
-        };
-        self.frames[0] = Frame {
+        frames[0] = Frame {
             state: 0,
             s,
             r,
@@ -327,126 +276,162 @@ impl<'a> Generator<'a> {
                 _ => 0,
             }),
         };
-    }
-
-    /// The next action, as `ad::checkpoint::Actions::next`.
-    #[cfg(test)]
-    fn next_action(&mut self) -> Option<Action> {
-        next_action(self.head, self.frames, self.table)
-    }
-
-    /// Writes the next actions to `out`, as many as fit; returns how many
-    /// (0 once the schedule is done).
-    fn fill(&mut self, out: &mut [Encoded]) -> usize {
-        // A local copy of the head stays in registers.
-        let mut head = *self.head;
-        let mut n = out.len();
-        for (k, slot) in out.iter_mut().enumerate() {
-            let Some(action) = next_action(&mut head, self.frames, self.table) else {
-                n = k;
-                break;
-            };
-            *slot = match action {
-                Action::Advance { from, to } => encode(ADVANCE, from, to),
-                Action::Snapshot { slot, .. } => encode(SNAPSHOT, slot, 0),
-                Action::Restore { slot, .. } => encode(RESTORE, slot, 0),
-                Action::Reverse { step } => encode(REVERSE, step, 0),
-            };
+        Generator {
+            end: steps,
+            current: 0,
+            depth: 0,
+            stride,
+            frames,
+            table,
         }
-        *self.head = head;
-        n
     }
 }
 
-/// The next action of the generator with this head, frames and table, as
-/// `ad::checkpoint::Actions::next`. The frame `Actions` keeps aside for the
-/// next snapshot is `frames[depth]` here, written by the split before it (or
-/// by `start`): every snapshot but the first follows an advance. Frames are
-/// never copied whole (a wide load of narrow stores stalls store forwarding).
-#[inline(always)]
-fn next_action(head: &mut Head, frames: &mut [Frame], table: &[u64]) -> Option<Action> {
-    if head.end == 0 {
-        return None;
-    }
-    let c = head.current;
-    if c == NONE {
-        let slot = head.depth - 1; // the frame of state 0 stays until the end
-        let state = frames[slot as usize].state;
-        head.current = state;
-        return Some(Action::Restore { slot, state });
-    }
-    if c + 1 == head.end {
-        head.end = c;
-        head.current = NONE;
-        if head.depth > 0 && frames[head.depth as usize - 1].state == c {
-            head.depth -= 1;
+impl Iterator for Generator<'_> {
+    type Item = Action;
+
+    /// The next action, as `ad::checkpoint::Actions::next`. The frame
+    /// `Actions` keeps aside for the next snapshot is `frames[depth]` here,
+    /// written by the split before it (or by `new`): every snapshot but
+    /// the first follows an advance. Frames are never copied whole.
+    #[inline(always)]
+    fn next(&mut self) -> Option<Action> {
+        if self.end == 0 {
+            return None;
         }
-        return Some(Action::Reverse { step: c });
+        let c = self.current;
+        if c == NONE {
+            let slot = self.depth - 1; // the frame of state 0 stays until the end
+            let state = self.frames[slot as usize].state;
+            self.current = state;
+            return Some(Action::Restore { slot, state });
+        }
+        if c + 1 == self.end {
+            self.end = c;
+            self.current = NONE;
+            if self.depth > 0 && self.frames[self.depth as usize - 1].state == c {
+                self.depth -= 1;
+            }
+            return Some(Action::Reverse { step: c });
+        }
+        let depth = self.depth as usize;
+        if depth > 0 && self.frames[depth - 1].state == c {
+            let (stored, free) = self.frames.split_at_mut(depth);
+            let (top, rest) = (&mut stored[depth - 1], &mut free[0]);
+            let l = self.end - c;
+            let m = match self.stride {
+                0 => top.split_by_arithmetic(l, rest),
+                stride => top.split_by_table(l, self.table, stride as usize, rest),
+            };
+            self.current = c + m;
+            return Some(Action::Advance { from: c, to: c + m });
+        }
+        self.depth += 1;
+        Some(Action::Snapshot {
+            slot: depth as u32,
+            state: c,
+        })
     }
-    let depth = head.depth as usize;
-    if depth > 0 && frames[depth - 1].state == c {
-        let (stored, free) = frames.split_at_mut(depth);
-        let (top, rest) = (&mut stored[depth - 1], &mut free[0]);
-        let l = head.end - c;
-        let m = match head.stride {
-            0 => top.split_by_arithmetic(l, rest),
-            stride => top.split_by_table(l, table, stride as usize, rest),
+}
+
+/// A checkpointed loop's compiled advance function (`(inputs_head,
+/// inputs_tail, params, outputs_head, outputs_tail, scratch, from, to)`:
+/// the forward step over iterations `from..to`) or reverse function (the
+/// same with `(step, 0)`: reverse iteration `trips - 1 - step`). Each
+/// returns 0, or the status of the guard that failed.
+pub(super) type PartFn = unsafe extern "C" fn(
+    *const f64,
+    *const f64,
+    *const f64,
+    *mut f64,
+    *mut f64,
+    *mut f64,
+    usize,
+    usize,
+) -> i32;
+
+/// Runs a checkpointed loop by its binomial schedule of `steps` steps and
+/// `snapshots` snapshots: `advance` and `reverse` are its compiled parts,
+/// called with the buffers compiled code was called with (`inputs_head` to
+/// `scratch`); the current forward state is the `m` values at `current`,
+/// the snapshots `m` values each from `snaps`, and the generator's frames
+/// and binomial table (`table` entries) are at `region`. Returns 0, or the
+/// status of the first guard that failed. Called by compiled code.
+#[allow(clippy::too_many_arguments)]
+pub(super) extern "C" fn tapejit_checkpoint_drive(
+    advance: PartFn,
+    reverse: PartFn,
+    inputs_head: *const f64,
+    inputs_tail: *const f64,
+    params: *const f64,
+    outputs_head: *mut f64,
+    outputs_tail: *mut f64,
+    scratch: *mut f64,
+    region: *mut f64,
+    snaps: *mut f64,
+    current: *mut f64,
+    m: usize,
+    steps: usize,
+    snapshots: usize,
+    table: usize,
+) -> i32 {
+    let (steps, snapshots) = (steps as u32, snapshots as u32);
+    let layout = Region::with_table(steps, snapshots, table);
+    // SAFETY: compiled code passes the loop's schedule region of
+    // `layout.len()` slots (the layout reserved them), which nothing else
+    // touches while the loop runs: the parts write only the outputs and
+    // other slots of scratch (the current state, carried values, arrays).
+    let generator = unsafe { Generator::at(region, layout, steps, snapshots) };
+    for action in generator {
+        // SAFETY: the buffers and parts are those of the compiled function
+        // calling us, with the lengths its caller checked; `current` and
+        // the snapshot slots (below `min(snapshots, steps)`, of `m` values)
+        // lie in the loop's scratch region, apart from each other.
+        let status = unsafe {
+            match action {
+                Action::Advance { from, to } => advance(
+                    inputs_head,
+                    inputs_tail,
+                    params,
+                    outputs_head,
+                    outputs_tail,
+                    scratch,
+                    from as usize,
+                    to as usize,
+                ),
+                Action::Snapshot { slot, .. } => {
+                    std::ptr::copy_nonoverlapping(current, snaps.add(slot as usize * m), m);
+                    0
+                }
+                Action::Restore { slot, .. } => {
+                    std::ptr::copy_nonoverlapping(snaps.add(slot as usize * m), current, m);
+                    0
+                }
+                Action::Reverse { step } => reverse(
+                    inputs_head,
+                    inputs_tail,
+                    params,
+                    outputs_head,
+                    outputs_tail,
+                    scratch,
+                    step as usize,
+                    0,
+                ),
+            }
         };
-        head.current = c + m;
-        return Some(Action::Advance { from: c, to: c + m });
+        if status != 0 {
+            return status;
+        }
     }
-    head.depth += 1;
-    Some(Action::Snapshot {
-        slot: depth as u32,
-        state: c,
-    })
+    0
 }
 
-fn encode(kind: u32, a: u32, b: u32) -> Encoded {
-    Encoded { kind, a, b, pad: 0 }
-}
-
-/// Starts the schedule of `steps` steps and `snapshots` snapshots in the
-/// region at `mem`, `Region::new(steps, snapshots)` whose table has `table`
-/// entries. Called by compiled code.
-pub(super) extern "C" fn tapejit_checkpoint_start(
-    mem: *mut f64,
-    steps: u32,
-    snapshots: u32,
-    table: u32,
-) {
-    let region = Region::with_table(steps, snapshots, table as usize);
-    // SAFETY: compiled code passes its scratch region for this loop, of
-    // `region.len()` slots (the layout reserved them), which nothing else
-    // touches during the call.
-    let (mut generator, _) = unsafe { Generator::at(mem, region) };
-    generator.start(steps, snapshots);
-}
-
-/// Writes the next batch of actions to the buffer of the region at `mem`
-/// (as in [`tapejit_checkpoint_start`], which must have started it) and
-/// returns how many (0: done). Called by compiled code.
-pub(super) extern "C" fn tapejit_checkpoint_fill(
-    mem: *mut f64,
-    steps: u32,
-    snapshots: u32,
-    table: u32,
-) -> u32 {
-    let region = Region::with_table(steps, snapshots, table as usize);
-    // SAFETY: as in `tapejit_checkpoint_start`.
-    let (mut generator, buffer) = unsafe { Generator::at(mem, region) };
-    generator.fill(buffer) as u32
-}
+/// The driver's symbol.
+pub(super) const DRIVE: &str = "tapejit_checkpoint_drive";
 
 /// The runtime functions compiled code calls, as (symbol, address).
-pub(super) const START: &str = "tapejit_checkpoint_start";
-pub(super) const FILL: &str = "tapejit_checkpoint_fill";
-
-pub(super) fn symbols() -> [(&'static str, *const u8); 2] {
-    [
-        (START, tapejit_checkpoint_start as *const u8),
-        (FILL, tapejit_checkpoint_fill as *const u8),
-    ]
+pub(super) fn symbols() -> [(&'static str, *const u8); 1] {
+    [(DRIVE, tapejit_checkpoint_drive as *const u8)]
 }
 
 #[cfg(test)]
@@ -456,8 +441,28 @@ mod tests {
     use crate::ir::random::Choices;
     use crate::rng::SplitMix64;
 
-    /// Runs the generator in a buffer of garbage, batch by batch, and
-    /// compares every action with `Schedule::actions`.
+    /// Runs the generator in a region of garbage and compares every action
+    /// with `Schedule::actions`; returns how many.
+    fn same_as_the_reference_in(region: Region, steps: u32, snapshots: u32) -> usize {
+        let mut mem = vec![f64::from_bits(0xdead_beef_dead_beef); region.len()];
+        // SAFETY: `mem` has the region's length and is not borrowed elsewhere.
+        let generator = unsafe { Generator::at(mem.as_mut_ptr(), region, steps, snapshots) };
+        let mut reference = Schedule::binomial(steps, snapshots).unwrap().actions();
+        let mut count = 0;
+        for action in generator {
+            let want = reference.next();
+            assert_eq!(
+                Some(action),
+                want,
+                "l = {steps}, s = {snapshots}, action #{count}"
+            );
+            count += 1;
+        }
+        assert_eq!(reference.next(), None, "l = {steps}, s = {snapshots}");
+        count
+    }
+
+    /// With the binomial table and without (the frames' own arithmetic).
     fn same_as_the_reference(steps: u32, snapshots: u32) -> usize {
         let with_table = same_as_the_reference_in(Region::new(steps, snapshots), steps, snapshots);
         let without = Region::with_table(steps, snapshots, 0);
@@ -466,40 +471,6 @@ mod tests {
             with_table
         );
         with_table
-    }
-
-    fn same_as_the_reference_in(region: Region, steps: u32, snapshots: u32) -> usize {
-        let mut mem = vec![f64::from_bits(0xdead_beef_dead_beef); region.len()];
-        let mut reference = Schedule::binomial(steps, snapshots).unwrap().actions();
-        tapejit_checkpoint_start(mem.as_mut_ptr(), steps, snapshots, region.table() as u32);
-        let mut count = 0;
-        loop {
-            let n =
-                tapejit_checkpoint_fill(mem.as_mut_ptr(), steps, snapshots, region.table() as u32)
-                    as usize;
-            // SAFETY: `mem` has the region's length and is not borrowed elsewhere.
-            let (_, buffer) = unsafe { Generator::at(mem.as_mut_ptr(), region) };
-            for e in &buffer[..n] {
-                let want = reference.next().expect("the reference goes on");
-                let (kind, a, b) = match want {
-                    Action::Advance { from, to } => (ADVANCE, from, to),
-                    Action::Snapshot { slot, .. } => (SNAPSHOT, slot, 0),
-                    Action::Restore { slot, .. } => (RESTORE, slot, 0),
-                    Action::Reverse { step } => (REVERSE, step, 0),
-                };
-                assert_eq!(
-                    (e.kind, e.a, e.b),
-                    (kind, a, b),
-                    "l = {steps}, s = {snapshots}, action #{count}"
-                );
-                count += 1;
-            }
-            if n < BATCH {
-                break;
-            }
-        }
-        assert_eq!(reference.next(), None, "l = {steps}, s = {snapshots}");
-        count
     }
 
     #[test]
@@ -530,21 +501,11 @@ mod tests {
         // `beta * (s + r)` beyond 2^64 needs billions of snapshots: checked
         // on a prefix of the schedule, with frames for that prefix only.
         for (l, s) in [(u32::MAX, u32::MAX), (u32::MAX, 1 << 31), (u32::MAX, 40)] {
-            let mut head = Head::default();
             let mut frames = vec![Frame::default(); 30_000];
-            let mut generator = Generator {
-                head: &mut head,
-                frames: &mut frames,
-                table: &mut [],
-            };
-            generator.start(l, s);
+            let generator = Generator::new(&mut frames, &mut [], l, s);
             let reference = Schedule::binomial(l, s).unwrap().actions();
-            for (k, want) in reference.take(20_000).enumerate() {
-                assert_eq!(
-                    generator.next_action(),
-                    Some(want),
-                    "l = {l}, s = {s}, #{k}"
-                );
+            for (k, (got, want)) in generator.zip(reference).take(20_000).enumerate() {
+                assert_eq!(got, want, "l = {l}, s = {s}, #{k}");
             }
         }
     }
@@ -561,21 +522,11 @@ mod tests {
             let region = Region::new(l, s);
             let mut mem = vec![0.0; region.len()];
             let t = std::time::Instant::now();
-            tapejit_checkpoint_start(mem.as_mut_ptr(), l, s, region.table() as u32);
-            let mut ours = 0;
-            loop {
-                let n =
-                    tapejit_checkpoint_fill(mem.as_mut_ptr(), l, s, region.table() as u32) as usize;
-                ours += n;
-                if n == 0 {
-                    break;
-                }
-            }
+            // SAFETY: `mem` has the region's length and is not borrowed elsewhere.
+            let ours = unsafe { Generator::at(mem.as_mut_ptr(), region, l, s) }.count();
             let t_ours = t.elapsed();
             assert_eq!(ours, reference);
-            println!(
-                "l = {l}, s = {s}: {ours} actions, reference {t_ref:.2?}, batched {t_ours:.2?}"
-            );
+            println!("l = {l}, s = {s}: {ours} actions, reference {t_ref:.2?}, ours {t_ours:.2?}");
         }
     }
 }
