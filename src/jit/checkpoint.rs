@@ -165,8 +165,8 @@ impl Lower<'_, '_> {
         for n in [
             cp.n_carried(),
             lp.trips as usize,
-            cp.snapshots as usize,
-            region.table(),
+            region.s as usize,
+            region.r as usize,
         ] {
             call_args.push(self.b.ins().iconst(self.ptr, n as i64));
         }

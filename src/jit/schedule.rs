@@ -20,88 +20,105 @@
 //! The original computes the binomials `β(s, r) = C(s + r, s)` of each split
 //! from the frame's own by exact `u128` multiplications and divisions: three
 //! or more divisions per advance, which cost about as much as a short
-//! forward step. Here a table of `β(s', r')` for `s' <= s`, `r' <= r` (the
-//! schedule's snapshots and repetition number; Pascal's rule, additions
-//! only) is built when the loop starts, and a split is a few lookups. The
-//! table is used when it has at most `max(16 (s + 1), 4096)` entries, so the
-//! memory stays `O(snapshots)`; otherwise (few snapshots and very many
-//! repetitions, where advances dominate anyway) the frames carry their
-//! binomial and split by the original arithmetic, in `u64` whenever every
-//! product fits. With frames never copied whole (a wide load of narrow
-//! stores stalls store forwarding), 10^7 steps with 64 snapshots generate
-//! in 80 ms instead of 250 ms.
+//! forward step. Here `β(s', r')` is a closed form where `min(s', r') <= 2`
+//! and otherwise an entry of a table built by Pascal's rule (additions only)
+//! when the loop starts, so a split is a few lookups. The table covers
+//! `3 <= s' <= s`, `3 <= r' <= r` (`s` snapshots, `r` the repetition
+//! number): since `β(s, r - 1) < steps <= 2^32`, it has at most `max(s,
+//! 2950)` entries. A frame is then 8 bytes (its state and repetition
+//! number; its snapshot count is `s - depth`), so the generator adds 8
+//! bytes per snapshot slot plus the table. Frames are never copied whole (a
+//! wide load of narrow stores stalls store forwarding). 10^7 steps with 64
+//! snapshots generate in 80 ms instead of 250 ms.
 
 use crate::ad::checkpoint::{repetitions, Action};
 
 /// No current state.
 const NONE: u32 = u32::MAX;
 
-/// A stored state and the range from it still to reverse, with `s`
-/// snapshots (its own included) and repetition number at most `r`; without
-/// a table, also `beta = β(s, r) >= end - state` (two `u64` halves, low
-/// first).
+/// A stored state and the repetition number `r` bounding the range from it
+/// still to reverse; the frame at depth `d` has `s - d` snapshots (its own
+/// included).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 struct Frame {
     state: u32,
-    s: u32,
     r: u32,
-    pad: u32,
-    beta: [u64; 2],
 }
 
 const SLOT: usize = std::mem::size_of::<f64>();
 const FRAME_SLOTS: usize = std::mem::size_of::<Frame>() / SLOT;
 
-/// The binomial table of a schedule of `steps` steps with `snapshots`
-/// snapshots: its row length (`r + 1`) and rows (`s + 1`), if it is used.
-fn table_shape(steps: u32, snapshots: u32) -> Option<(usize, usize)> {
-    let s = snapshots.min(steps);
-    let rows = s as usize + 1;
-    if s >= 1 << 24 {
-        return None; // every binomial of a used table is below 2^32 (s + r) <= 2^57
-    }
-    let stride = repetitions(steps, s) as usize + 1;
-    (stride * rows <= (16 * rows).max(4096)).then_some((stride, rows))
+/// Entries of the binomial table of a schedule of `s` snapshots and
+/// repetition number `r`: `β(s', r')` for `3 <= s' <= s`, `3 <= r' <= r`.
+fn table_len(s: u32, r: u32) -> usize {
+    s.saturating_sub(2) as usize * r.saturating_sub(2) as usize
 }
 
-/// Where the generator of a loop of `steps` steps with `snapshots`
-/// snapshots keeps its state, in `f64` slots from the start of its region:
-/// the frames, then the table.
+/// The shape of a schedule and of the region where its generator keeps its
+/// state (in `f64` slots from the start: the frames, then the table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Region {
-    frames: usize,
-    table: usize,
+    /// Steps.
+    pub steps: u32,
+    /// Snapshots used (at most `steps`).
+    pub s: u32,
+    /// The repetition number.
+    pub r: u32,
 }
 
 impl Region {
+    /// The schedule of `steps >= 1` steps with `snapshots >= 1` snapshots.
     pub fn new(steps: u32, snapshots: u32) -> Region {
-        let table = table_shape(steps, snapshots).map_or(0, |(stride, rows)| stride * rows);
-        Region::with_table(steps, snapshots, table)
-    }
-
-    /// The region of `Region::new(steps, snapshots)`, given its table
-    /// length (cheap: no binomials).
-    fn with_table(steps: u32, snapshots: u32, table: usize) -> Region {
+        let s = snapshots.min(steps);
         Region {
-            // One per slot, and the frame the next snapshot pushes.
-            frames: steps.min(snapshots) as usize + 1,
-            table,
+            steps,
+            s,
+            r: repetitions(steps, s),
         }
     }
 
-    /// Entries of the binomial table (0 without one).
-    pub fn table(&self) -> usize {
-        self.table
+    /// One frame per slot, and the frame the next snapshot pushes.
+    fn frames(&self) -> usize {
+        self.s as usize + 1
     }
 
     fn first_entry(&self) -> usize {
-        FRAME_SLOTS * self.frames
+        FRAME_SLOTS * self.frames()
     }
 
     /// Slots of the whole region.
     pub fn len(&self) -> usize {
-        self.first_entry() + self.table
+        self.first_entry() + table_len(self.s, self.r)
+    }
+}
+
+/// `β(s, r) = C(s + r, s)`: closed forms where `min(s, r) <= 2`, otherwise
+/// `table`, whose rows are `s = 3..` and columns `r = 3..3 + stride`.
+#[derive(Clone, Copy)]
+struct Binomials<'a> {
+    table: &'a [u64],
+    stride: usize,
+}
+
+impl Binomials<'_> {
+    #[inline(always)]
+    fn beta(&self, s: u32, r: u32) -> u64 {
+        let (small, big) = (u64::from(s.min(r)), u64::from(s.max(r)));
+        match small {
+            0 => 1,
+            1 => big + 1,
+            // (big + 1)(big + 2) / 2 halving the even factor: fits for every u32 `big`.
+            2 => {
+                let (a, b) = (big + 1, big + 2);
+                if a % 2 == 0 {
+                    a / 2 * b
+                } else {
+                    a * (b / 2)
+                }
+            }
+            _ => self.table[(s as usize - 3) * self.stride + r as usize - 3],
+        }
     }
 }
 
@@ -113,176 +130,84 @@ pub(super) struct Generator<'a> {
     current: u32,
     /// Frames in use (slots holding a state).
     depth: u32,
-    /// Row length of the binomial table (`r + 1`), 0 without one.
-    stride: u32,
+    /// Snapshots of the frame at depth 0.
+    s: u32,
     frames: &'a mut [Frame],
-    /// `table[s' * stride + r'] = β(s', r')`, or unused.
-    table: &'a mut [u64],
-}
-
-fn beta_of(f: &Frame) -> u128 {
-    u128::from(f.beta[0]) | u128::from(f.beta[1]) << 64
-}
-
-fn halves(beta: u128) -> [u64; 2] {
-    [beta as u64, (beta >> 64) as u64]
-}
-
-/// `min(C(s + r, s), cap)` (see `ad::checkpoint`).
-fn beta_capped(s: u32, r: u32, cap: u128) -> u128 {
-    let (n, k) = (u128::from(s.max(r)), u128::from(s.min(r)));
-    let mut acc = 1;
-    for i in 1..=k {
-        acc = acc * (n + i) / i;
-        if acc >= cap {
-            return cap;
-        }
-    }
-    acc
-}
-
-/// `β(s, r)` for `r >= 1` the repetition number of some `l <= 2^32`.
-fn beta_above(s: u32, r: u32) -> u128 {
-    let below = beta_capped(s, r - 1, 1 << 33);
-    below * (u128::from(s) + u128::from(r)) / u128::from(r)
-}
-
-/// The split of `ad::checkpoint` in the integer type `T`, which must hold
-/// `beta * (s + r)`: returns `m`, and the frame's new `r` and `beta` and
-/// the rest's `beta`.
-macro_rules! split_in {
-    ($t:ty, $l:expr, $s:expr, $r:expr, $beta:expr) => {{
-        let (l, s, mut r, mut beta) = ($l as $t, $s as $t, $r, $beta as $t);
-        // β(s, r - 1), lowering r to the repetition number of l first.
-        let b1 = loop {
-            let below = beta * r as $t / (s + r as $t);
-            if below < l {
-                break below;
-            }
-            beta = below;
-            r -= 1;
-        };
-        let rr = r as $t; // >= 1 since l >= 2
-        let b2 = b1 * (rr - 1) / (s + rr - 1); // β(s, r - 2)
-        let c0 = beta - b1; // β(s - 1, r), by Pascal's rule
-        let rest = if l > c0 { l - c0 } else { 0 };
-        let m = b2.max(rest).max(1);
-        (m as u32, r, beta as u128, c0 as u128)
-    }};
+    binomials: Binomials<'a>,
 }
 
 impl Frame {
-    /// `ad::checkpoint`'s `Frame::split`: the first advance reversing the
-    /// `l >= 2` steps from this state, with the frame of the rest written to
-    /// `rest`, by the frame's own binomial.
-    fn split_by_arithmetic(&mut self, l: u32, rest: &mut Frame) -> u32 {
-        let beta = beta_of(self);
-        let width = self.s as u64 + self.r as u64;
-        let fits =
-            beta >> 64 == 0 && (128 - beta.leading_zeros()) + (64 - width.leading_zeros()) <= 64;
-        let (m, r, beta, c0) = if fits {
-            split_in!(u64, l, self.s, self.r, beta)
-        } else {
-            split_in!(u128, l, self.s, self.r, beta)
-        };
-        self.r = r;
-        self.beta = halves(beta);
-        rest.state = self.state + m;
-        rest.s = self.s - 1;
-        rest.r = r;
-        rest.beta = halves(c0);
-        m
-    }
-
-    /// The same split by table lookups (`table[s' * stride + r'] = β(s', r')`).
+    /// `ad::checkpoint`'s `Frame::split` for this frame with `s >= 1`
+    /// snapshots: the first advance `m` reversing the `l >= 2` steps from
+    /// its state; writes the frame of the rest (state `state + m`, `s - 1`
+    /// snapshots) to `rest`. Lowers `r` to the repetition number of `l`
+    /// first.
     #[inline(always)]
-    fn split_by_table(&mut self, l: u32, table: &[u64], stride: usize, rest: &mut Frame) -> u32 {
+    fn split(&mut self, l: u32, s: u32, b: Binomials<'_>, rest: &mut Frame) -> u32 {
         let l = u64::from(l);
-        let row = self.s as usize * stride;
-        let mut r = self.r as usize;
-        while table[row + r - 1] >= l {
+        let mut r = self.r;
+        while b.beta(s, r - 1) >= l {
             r -= 1;
         }
-        let b1 = table[row + r - 1]; // β(s, r - 1) < l, so r >= 1
-        let b2 = if r >= 2 { table[row + r - 2] } else { 0 }; // β(s, r - 2)
-        let c0 = table[row - stride + r]; // β(s - 1, r)
-        debug_assert!(b2 <= b1);
+        // β(s, r - 1) < l, so r >= 1 (β(s, -1) = 0 below).
+        let b2 = if r >= 2 { b.beta(s, r - 2) } else { 0 };
+        let c0 = b.beta(s - 1, r);
         let m = b2.max(l.saturating_sub(c0)).max(1) as u32;
-        self.r = r as u32;
+        self.r = r;
         rest.state = self.state + m;
-        rest.s = self.s - 1;
-        rest.r = r as u32;
+        rest.r = r;
         m
     }
 }
 
 impl<'a> Generator<'a> {
-    /// The generator in the region at `mem`, laid out as `region`.
+    /// The generator of `region`'s schedule, in the region at `mem`.
     ///
     /// # Safety
     ///
     /// `mem` points to `region.len()` slots of `f64` (8-byte aligned),
     /// valid and not otherwise accessed for `'a`.
-    unsafe fn at(mem: *mut f64, region: Region, steps: u32, snapshots: u32) -> Generator<'a> {
+    unsafe fn at(mem: *mut f64, region: Region) -> Generator<'a> {
         // SAFETY: (the caller's contract) the frames and the table are
-        // disjoint parts of the region; `Frame` and `u64` are `repr(C)`
-        // integers without implicit padding and with alignment at most 8,
-        // so any bits are valid values of them.
+        // disjoint parts of the region; `Frame` and `u64` are integers
+        // (`repr(C)`, no padding) with alignment at most 8, so any bits
+        // are valid values of them.
         let (frames, table) = unsafe {
             (
-                std::slice::from_raw_parts_mut(mem as *mut Frame, region.frames),
+                std::slice::from_raw_parts_mut(mem as *mut Frame, region.frames()),
                 std::slice::from_raw_parts_mut(
                     mem.add(region.first_entry()) as *mut u64,
-                    region.table,
+                    table_len(region.s, region.r),
                 ),
             )
         };
-        Generator::new(frames, table, steps, snapshots)
+        Generator::new(frames, table, region)
     }
 
-    /// The first action of the schedule of `steps >= 1` steps with
-    /// `snapshots >= 1` snapshots comes next. `frames` has room for
-    /// `min(steps, snapshots) + 1`; the binomial table is built in `table`
-    /// if the schedule uses one and it fits (as in its [`Region`]; without
-    /// room, the frames carry their binomials).
-    fn new(frames: &'a mut [Frame], table: &'a mut [u64], steps: u32, snapshots: u32) -> Self {
-        let s = snapshots.min(steps);
-        let r = repetitions(steps, s);
-        let shape = table_shape(steps, snapshots).filter(|(w, h)| w * h <= table.len());
-        let stride = match shape {
-            Some((stride, rows)) => {
-                let table = &mut table[..stride * rows];
-                for sp in 0..rows {
-                    for rp in 0..stride {
-                        table[sp * stride + rp] = if sp == 0 || rp == 0 {
-                            1
-                        } else {
-                            table[(sp - 1) * stride + rp] + table[sp * stride + rp - 1]
-                        };
-                    }
-                }
-                stride as u32
+    /// The first action of `region`'s schedule comes next. `frames` and
+    /// `table` have at least the lengths of the region's.
+    fn new(frames: &'a mut [Frame], table: &'a mut [u64], region: Region) -> Self {
+        let Region { steps, s, r } = region;
+        let stride = r.saturating_sub(2) as usize;
+        let table = &mut table[..table_len(s, r)];
+        for sp in (3..=s).take_while(|_| r >= 3) {
+            for rp in 3..=r {
+                let b = Binomials {
+                    table: &table[..],
+                    stride,
+                };
+                let entry = b.beta(sp - 1, rp) + b.beta(sp, rp - 1);
+                table[(sp as usize - 3) * stride + rp as usize - 3] = entry;
             }
-            None => 0,
-        };
-        frames[0] = Frame {
-            state: 0,
-            s,
-            r,
-            pad: 0,
-            beta: halves(match (stride, r) {
-                (0, 0) => 1,
-                (0, _) => beta_above(s, r),
-                _ => 0,
-            }),
-        };
+        }
+        frames[0] = Frame { state: 0, r };
         Generator {
             end: steps,
             current: 0,
             depth: 0,
-            stride,
+            s,
             frames,
-            table,
+            binomials: Binomials { table, stride },
         }
     }
 }
@@ -318,11 +243,8 @@ impl Iterator for Generator<'_> {
         if depth > 0 && self.frames[depth - 1].state == c {
             let (stored, free) = self.frames.split_at_mut(depth);
             let (top, rest) = (&mut stored[depth - 1], &mut free[0]);
-            let l = self.end - c;
-            let m = match self.stride {
-                0 => top.split_by_arithmetic(l, rest),
-                stride => top.split_by_table(l, self.table, stride as usize, rest),
-            };
+            let s = self.s - (depth as u32 - 1);
+            let m = top.split(self.end - c, s, self.binomials, rest);
             self.current = c + m;
             return Some(Action::Advance { from: c, to: c + m });
         }
@@ -350,13 +272,14 @@ pub(super) type PartFn = unsafe extern "C" fn(
     usize,
 ) -> i32;
 
-/// Runs a checkpointed loop by its binomial schedule of `steps` steps and
-/// `snapshots` snapshots: `advance` and `reverse` are its compiled parts,
-/// called with the buffers compiled code was called with (`inputs_head` to
-/// `scratch`); the current forward state is the `m` values at `current`,
-/// the snapshots `m` values each from `snaps`, and the generator's frames
-/// and binomial table (`table` entries) are at `region`. Returns 0, or the
-/// status of the first guard that failed. Called by compiled code.
+/// Runs a checkpointed loop by its binomial schedule of `steps` steps, `s`
+/// snapshots (at most `steps`) and repetition number `r`: `advance` and
+/// `reverse` are its compiled parts, called with the buffers compiled code
+/// was called with (`inputs_head` to `scratch`); the current forward state
+/// is the `m` values at `current`, the snapshots `m` values each from
+/// `snaps`, and the generator's frames and binomial table are at `region`.
+/// Returns 0, or the status of the first guard that failed. Called by
+/// compiled code.
 #[allow(clippy::too_many_arguments)]
 pub(super) extern "C" fn tapejit_checkpoint_drive(
     advance: PartFn,
@@ -372,16 +295,20 @@ pub(super) extern "C" fn tapejit_checkpoint_drive(
     current: *mut f64,
     m: usize,
     steps: usize,
-    snapshots: usize,
-    table: usize,
+    s: usize,
+    r: usize,
 ) -> i32 {
-    let (steps, snapshots) = (steps as u32, snapshots as u32);
-    let layout = Region::with_table(steps, snapshots, table);
+    let shape = Region {
+        steps: steps as u32,
+        s: s as u32,
+        r: r as u32,
+    };
     // SAFETY: compiled code passes the loop's schedule region of
-    // `layout.len()` slots (the layout reserved them), which nothing else
-    // touches while the loop runs: the parts write only the outputs and
-    // other slots of scratch (the current state, carried values, arrays).
-    let generator = unsafe { Generator::at(region, layout, steps, snapshots) };
+    // `shape.len()` slots (the layout reserved them, for this shape), which
+    // nothing else touches while the loop runs: the parts write only the
+    // outputs and other slots of scratch (the current state, carried
+    // values, arrays).
+    let generator = unsafe { Generator::at(region, shape) };
     for action in generator {
         // SAFETY: the buffers and parts are those of the compiled function
         // calling us, with the lengths its caller checked; `current` and
@@ -443,10 +370,11 @@ mod tests {
 
     /// Runs the generator in a region of garbage and compares every action
     /// with `Schedule::actions`; returns how many.
-    fn same_as_the_reference_in(region: Region, steps: u32, snapshots: u32) -> usize {
+    fn same_as_the_reference(steps: u32, snapshots: u32) -> usize {
+        let region = Region::new(steps, snapshots);
         let mut mem = vec![f64::from_bits(0xdead_beef_dead_beef); region.len()];
         // SAFETY: `mem` has the region's length and is not borrowed elsewhere.
-        let generator = unsafe { Generator::at(mem.as_mut_ptr(), region, steps, snapshots) };
+        let generator = unsafe { Generator::at(mem.as_mut_ptr(), region) };
         let mut reference = Schedule::binomial(steps, snapshots).unwrap().actions();
         let mut count = 0;
         for action in generator {
@@ -460,17 +388,6 @@ mod tests {
         }
         assert_eq!(reference.next(), None, "l = {steps}, s = {snapshots}");
         count
-    }
-
-    /// With the binomial table and without (the frames' own arithmetic).
-    fn same_as_the_reference(steps: u32, snapshots: u32) -> usize {
-        let with_table = same_as_the_reference_in(Region::new(steps, snapshots), steps, snapshots);
-        let without = Region::with_table(steps, snapshots, 0);
-        assert_eq!(
-            same_as_the_reference_in(without, steps, snapshots),
-            with_table
-        );
-        with_table
     }
 
     #[test]
@@ -497,15 +414,31 @@ mod tests {
     }
 
     #[test]
-    fn the_wide_arithmetic_agrees_where_binomials_exceed_64_bits() {
-        // `beta * (s + r)` beyond 2^64 needs billions of snapshots: checked
-        // on a prefix of the schedule, with frames for that prefix only.
-        for (l, s) in [(u32::MAX, u32::MAX), (u32::MAX, 1 << 31), (u32::MAX, 40)] {
+    fn binomials_are_exact_and_the_table_small() {
+        // Closed forms and table against ad::checkpoint's own count of
+        // advances, which uses them: huge schedules, checked on a prefix,
+        // with frames for that prefix only.
+        for (l, s) in [
+            (u32::MAX, u32::MAX),
+            (u32::MAX, 1 << 31),
+            (u32::MAX, 40),
+            (u32::MAX, 3),
+        ] {
+            let region = Region::new(l, s);
             let mut frames = vec![Frame::default(); 30_000];
-            let generator = Generator::new(&mut frames, &mut [], l, s);
+            let mut table = vec![0; table_len(region.s, region.r)];
+            let generator = Generator::new(&mut frames, &mut table, region);
             let reference = Schedule::binomial(l, s).unwrap().actions();
             for (k, (got, want)) in generator.zip(reference).take(20_000).enumerate() {
                 assert_eq!(got, want, "l = {l}, s = {s}, #{k}");
+            }
+        }
+        // The table: at most max(s, 2950) entries for any schedule.
+        for s in (1..100).chain([1000, 92_000, 92_681, 100_000, 1 << 20]) {
+            for l in [u32::MAX, 1 << 30, 1 << 20, 1000] {
+                let region = Region::new(l, s);
+                let len = table_len(region.s, region.r);
+                assert!(len <= (s as usize).max(2950), "l = {l}, s = {s}: {len}");
             }
         }
     }
@@ -523,7 +456,7 @@ mod tests {
             let mut mem = vec![0.0; region.len()];
             let t = std::time::Instant::now();
             // SAFETY: `mem` has the region's length and is not borrowed elsewhere.
-            let ours = unsafe { Generator::at(mem.as_mut_ptr(), region, l, s) }.count();
+            let ours = unsafe { Generator::at(mem.as_mut_ptr(), region) }.count();
             let t_ours = t.elapsed();
             assert_eq!(ours, reference);
             println!("l = {l}, s = {s}: {ours} actions, reference {t_ref:.2?}, ours {t_ours:.2?}");
