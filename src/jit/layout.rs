@@ -1,6 +1,6 @@
 //! Splitting a tape into chunks, each compiled as its own function, and
 //! placing what lives in the scratch buffer: the values that cross chunk
-//! boundaries, then the arrays.
+//! boundaries, then the arrays, then the regions of checkpointed loops.
 //!
 //! Bounding the size of each Cranelift function keeps register allocation
 //! (superlinear in function size) linear in tape length overall. A loop is
@@ -36,15 +36,12 @@ pub(super) struct Layout {
 }
 
 /// Instructions a root instruction costs in its chunk: one, plus a loop's
-/// body and nested bodies.
+/// body and nested bodies (a checkpointed loop's bodies are functions of
+/// their own, see `checkpoint`: its chunk only calls the driver).
 fn weight(tape: &Tape, i: usize) -> usize {
     let inst = &tape.insts()[i];
-    if inst.op == Op::Loop {
-        // A checkpointed loop lowers its forward step too.
-        let step = tape
-            .checkpoint_of(inst)
-            .map_or(0, |cp| cp.step.static_len());
-        1 + tape.loop_of(inst).body.static_len() + step
+    if inst.op == Op::Loop && tape.checkpoint_of(inst).is_none() {
+        1 + tape.loop_of(inst).body.static_len()
     } else {
         1
     }

@@ -22,7 +22,8 @@ use cranelift_module::{FuncId, Module};
 use std::collections::HashMap;
 use std::ops::Range;
 
-/// Math functions declared in the module, by symbol name.
+/// Functions declared in the module: the math wrappers and the checkpoint
+/// driver by symbol name, and the checkpointed loops' parts.
 pub(super) struct MathDecls {
     ids: HashMap<&'static str, FuncId>,
     /// Per checkpoint, its advance and reverse functions (see `checkpoint`).
