@@ -334,3 +334,74 @@ pub(super) fn define_parts(p: Parts<'_>) -> Result<usize, String> {
     }
     Ok(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::suite::{lorenz_rk4_fold, LORENZ_DEFAULT_INPUT};
+    use crate::{trace_scalar, Engine, Function, MemoryBudget, Options};
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    /// Counts each thread's allocations, so that a test can check its own
+    /// while other tests run.
+    struct Counting;
+
+    thread_local! {
+        static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    // SAFETY: forwards to the system allocator; the counter is a
+    // const-initialized thread-local `Cell` (no allocation, no destructor).
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            ALLOCATIONS.with(|a| a.set(a.get() + 1));
+            // SAFETY: the caller's contract, passed on.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: the caller's contract, passed on.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: Counting = Counting;
+
+    fn allocations() -> usize {
+        ALLOCATIONS.with(Cell::get)
+    }
+
+    /// Once its scratch buffer has grown, a compiled checkpointed gradient
+    /// allocates nothing per call (the schedule's state lives in scratch),
+    /// and neither does `Function`'s gradient with the JIT once warm.
+    #[test]
+    fn warm_calls_do_not_allocate() {
+        let x = LORENZ_DEFAULT_INPUT;
+        let tape = trace_scalar(&x, &[], |x, _| lorenz_rk4_fold(x, 5000)).unwrap();
+        let options = Options {
+            memory_budget: MemoryBudget::Snapshots(16),
+            engine: Engine::Jit,
+            ..Options::default()
+        };
+        let f = Function::from_tape_with(tape, options).unwrap();
+        assert_eq!(f.gradient_tape().unwrap().checkpoints().len(), 1);
+        let start = allocations();
+        let code = super::super::compile(f.gradient_tape().unwrap()).unwrap();
+        assert!(allocations() > start, "the counter counts");
+        let (mut out, mut scratch) = (vec![0.0; 7], Vec::new());
+        code.run(&x, &[], &mut out, &mut scratch).unwrap();
+        let before = allocations();
+        for _ in 0..3 {
+            code.run(&x, &[], &mut out, &mut scratch).unwrap();
+        }
+        assert_eq!(allocations(), before, "compiled code");
+        let w = f.with_params(&[]).unwrap().engine(Engine::Jit);
+        let mut g = [0.0; 6];
+        w.gradient(&x, &mut g).unwrap();
+        let before = allocations();
+        for _ in 0..3 {
+            w.gradient(&x, &mut g).unwrap();
+        }
+        assert_eq!(allocations(), before, "Function::gradient");
+    }
+}
