@@ -90,9 +90,7 @@ impl Prepared {
         match engine {
             Engine::Interpreter => false,
             Engine::Jit => true,
-            Engine::Auto => {
-                self.tape.static_len() <= AUTO_JIT_MAX_LEN && self.tape.checkpoints().is_empty()
-            }
+            Engine::Auto => self.tape.static_len() <= AUTO_JIT_MAX_LEN,
         }
     }
 

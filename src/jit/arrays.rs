@@ -16,7 +16,8 @@
 //! against what was stored before the loop started (conservative: an
 //! element written by an earlier iteration and then read is still reset).
 //! A guard failing in between ends the evaluation, so it cannot expose an
-//! element this reasoning skipped.
+//! element this reasoning skipped. A checkpointed loop's forward step
+//! counts with its loop: its observations, not its stores (it may not run).
 
 use crate::ir::{Access, Buffer, Loop, Op, Tape, WriteMode};
 use std::ops::Range;
@@ -175,7 +176,17 @@ pub(super) fn resets(tape: &Tape, array_base: &[usize]) -> Vec<Range<usize>> {
             Op::Store => cov.store(inst.args[0], inst.args[1] as i64),
             Op::Loop => {
                 let mut fx = Effects::default();
-                collect(tape.loop_of(inst), &[], &mut fx);
+                let lp = tape.loop_of(inst);
+                collect(lp, &[], &mut fx);
+                if let Some(cp) = tape.checkpoint_of(inst) {
+                    // The forward step of a checkpoint may read arrays; it
+                    // may also run no iteration at all (one trip), so what
+                    // it stores is not counted.
+                    let step = super::checkpoint::step_loop(lp, cp);
+                    let mut step_fx = Effects::default();
+                    collect(&step, &[], &mut step_fx);
+                    fx.observed.extend(step_fx.observed);
+                }
                 for (a, lo, hi) in fx.observed {
                     cov.observe(a, lo, hi);
                 }

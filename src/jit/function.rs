@@ -38,7 +38,8 @@ pub struct JitFunction {
     pub(super) n_outputs: usize,
     pub(super) input_split: usize,
     pub(super) output_split: usize,
-    /// Scratch `f64`s: slots of values crossing chunks, then the arrays.
+    /// Scratch `f64`s: slots of values crossing chunks, the arrays, the
+    /// regions of checkpointed loops.
     pub(super) scratch_len: usize,
     /// Scratch ranges set to `-0.0` before each call (array elements whose
     /// initial value may be read).
@@ -100,7 +101,8 @@ impl JitFunction {
     }
 
     /// `f64`s of scratch memory one evaluation needs (values crossing
-    /// chunks, and the tape's arrays).
+    /// chunks, the tape's arrays, and for each checkpointed loop its
+    /// snapshots and schedule: `O(snapshots)`, whatever the trip count).
     pub fn scratch_len(&self) -> usize {
         self.scratch_len
     }
@@ -180,7 +182,9 @@ impl JitFunction {
             // the checked lengths of the buffers they address (inputs split
             // across two as compiled); scratch slots and array elements are
             // below `scratch_len <= scratch.len()`. The code writes only the
-            // output buffers and `scratch`.
+            // output buffers and `scratch` (checkpointed loops through the
+            // checkpoint driver and the loops' compiled parts, called with
+            // these same buffers).
             let status = unsafe {
                 chunk(
                     inputs_head.as_ptr(),

@@ -1,6 +1,6 @@
 //! Splitting a tape into chunks, each compiled as its own function, and
 //! placing what lives in the scratch buffer: the values that cross chunk
-//! boundaries, then the arrays.
+//! boundaries, then the arrays, then the regions of checkpointed loops.
 //!
 //! Bounding the size of each Cranelift function keeps register allocation
 //! (superlinear in function size) linear in tape length overall. A loop is
@@ -28,15 +28,19 @@ pub(super) struct Layout {
     loop_slots: HashMap<u32, Vec<(u32, u32)>>,
     /// Scratch index of element 0 of each array.
     pub array_base: Vec<usize>,
-    /// Scratch `f64`s one evaluation needs: slots, then arrays.
+    /// Scratch index of the region of each checkpoint (snapshots and
+    /// schedule, see `checkpoint`), after the arrays.
+    pub checkpoint_base: Vec<usize>,
+    /// Scratch `f64`s one evaluation needs: slots, arrays, checkpoints.
     pub scratch_len: usize,
 }
 
 /// Instructions a root instruction costs in its chunk: one, plus a loop's
-/// body and nested bodies.
+/// body and nested bodies (a checkpointed loop's bodies are functions of
+/// their own, see `checkpoint`: its chunk only calls the driver).
 fn weight(tape: &Tape, i: usize) -> usize {
     let inst = &tape.insts()[i];
-    if inst.op == Op::Loop {
+    if inst.op == Op::Loop && tape.checkpoint_of(inst).is_none() {
         1 + tape.loop_of(inst).body.static_len()
     } else {
         1
@@ -101,12 +105,20 @@ impl Layout {
                 scratch_len - len as usize
             })
             .collect();
+        let mut checkpoint_base = Vec::new();
+        for inst in tape.insts().iter().filter(|i| i.op == Op::Loop) {
+            if let Some(cp) = tape.checkpoint_of(inst) {
+                checkpoint_base.push(scratch_len);
+                scratch_len += super::checkpoint::region_len(tape.loop_of(inst), cp);
+            }
+        }
         Layout {
             chunks,
             chunk_of,
             slots,
             loop_slots,
             array_base,
+            checkpoint_base,
             scratch_len,
         }
     }

@@ -11,7 +11,8 @@
 //! exit(final...):                  ; `loopout` reads these
 //! ```
 //!
-//! A loop of one trip is lowered straight, with iteration number 0.
+//! A loop of one trip is lowered straight, with iteration number 0. A loop
+//! with a checkpoint runs its binomial schedule instead (`checkpoint`).
 //! Strided accesses address `base + (offset + Σ stride_d * i_d) * 8`, the
 //! constant part folded into the memory instruction's offset. Reads of the
 //! inputs pick the head or tail buffer at compile time when the whole range
@@ -28,7 +29,26 @@ impl Lower<'_, '_> {
     /// later chunks.
     pub fn lower_loop(&mut self, frame: &mut Frame<'_>, i: usize) {
         let tape = frame.tape;
-        let lp = tape.loop_of(&tape.insts()[i]);
+        let inst = &tape.insts()[i];
+        let lp = tape.loop_of(inst);
+        // Only root loops have checkpoints (verified).
+        let exits = match tape.checkpoint_of(inst) {
+            Some(cp) => self.lower_checkpointed(frame, i, lp, cp),
+            None => self.lower_plain_loop(frame, i, lp),
+        };
+        if frame.inputs.is_none() {
+            for &(k, slot) in self.layout.loop_slots(i) {
+                let (addr, off) = self.address(self.ptrs[SCRATCH], slot as i64 * 8);
+                let v = exits[k as usize];
+                self.b.ins().store(MemFlagsData::trusted(), v, addr, off);
+            }
+        }
+        frame.exits.insert(i as u32, exits);
+    }
+
+    /// Runs loop `lp`, instruction `i` of `frame`, as a machine loop; returns
+    /// its final carried values.
+    fn lower_plain_loop(&mut self, frame: &mut Frame<'_>, i: usize, lp: &Loop) -> Vec<Value> {
         let init: Vec<Value> = lp.init.iter().map(|&v| self.operand(frame, v)).collect();
         let invariants: Vec<Value> = lp
             .invariants
@@ -51,9 +71,9 @@ impl Lower<'_, '_> {
                 context.clone(),
             )
         };
-        let exits = if lp.trips == 1 {
+        if lp.trips == 1 {
             let zero = self.b.ins().iconst(self.ptr, 0);
-            self.lower_body(lp, body(zero, init))
+            self.lower_body(lp, body(zero, init), &[])
         } else {
             let header = self.b.create_block();
             let exit = self.b.create_block();
@@ -70,7 +90,7 @@ impl Lower<'_, '_> {
             self.b.ins().jump(header, &args);
             self.b.switch_to_block(header);
             let params = self.b.block_params(header).to_vec();
-            let next = self.lower_body(lp, body(params[0], params[1..].to_vec()));
+            let next = self.lower_body(lp, body(params[0], params[1..].to_vec()), &[]);
             let counter = self.b.ins().iadd_imm_s(params[0], 1);
             let more = self
                 .b
@@ -83,27 +103,28 @@ impl Lower<'_, '_> {
             self.b.ins().brif(more, header, &back, exit, &out);
             self.b.switch_to_block(exit);
             self.b.block_params(exit).to_vec()
-        };
-        if frame.inputs.is_none() {
-            for &(k, slot) in self.layout.loop_slots(i) {
-                let (addr, off) = self.address(self.ptrs[SCRATCH], slot as i64 * 8);
-                let v = exits[k as usize];
-                self.b.ins().store(MemFlagsData::trusted(), v, addr, off);
-            }
         }
-        frame.exits.insert(i as u32, exits);
     }
 
     /// One iteration of `lp` in the body's `frame` (whose inputs so far are
-    /// the carried values and invariants): reads, the body, writes. Returns
-    /// the next carried values.
-    fn lower_body(&mut self, lp: &Loop, mut body: Frame<'_>) -> Vec<Value> {
+    /// the carried values and invariants): reads, then `extra` inputs (a
+    /// checkpoint's states), the body, writes. Returns the next carried
+    /// values.
+    pub(super) fn lower_body(
+        &mut self,
+        lp: &Loop,
+        mut body: Frame<'_>,
+        extra: &[Value],
+    ) -> Vec<Value> {
         let n_carried = lp.n_carried();
         for r in &lp.reads {
             let (addr, off, flags) = self.access(r, &body.index, &body.trips);
             let v = self.b.ins().load(types::F64, flags, addr, off);
             body.inputs.get_or_insert_with(Vec::new).push(v);
         }
+        body.inputs
+            .get_or_insert_with(Vec::new)
+            .extend_from_slice(extra);
         for j in 0..lp.body.len() {
             self.lower_inst(&mut body, j);
         }

@@ -22,9 +22,12 @@ use cranelift_module::{FuncId, Module};
 use std::collections::HashMap;
 use std::ops::Range;
 
-/// Math functions declared in the module, by symbol name.
+/// Functions declared in the module: the math wrappers and the checkpoint
+/// driver by symbol name, and the checkpointed loops' parts.
 pub(super) struct MathDecls {
     ids: HashMap<&'static str, FuncId>,
+    /// Per checkpoint, its advance and reverse functions (see `checkpoint`).
+    pub checkpoint_parts: Vec<(FuncId, FuncId)>,
 }
 
 impl MathDecls {
@@ -46,7 +49,26 @@ impl MathDecls {
                 .map_err(|e| e.to_string())?;
             ids.insert(name, id);
         }
-        Ok(MathDecls { ids })
+        // The checkpoint driver (`schedule::tapejit_checkpoint_drive`): 15
+        // pointer-sized arguments, a status back.
+        let ptr = module.target_config().pointer_type();
+        let mut sig = module.make_signature();
+        for _ in 0..15 {
+            sig.params.push(AbiParam::new(ptr));
+        }
+        sig.returns.push(AbiParam::new(types::I32));
+        let id = module
+            .declare_function(
+                super::schedule::DRIVE,
+                cranelift_module::Linkage::Import,
+                &sig,
+            )
+            .map_err(|e| e.to_string())?;
+        ids.insert(super::schedule::DRIVE, id);
+        Ok(MathDecls {
+            ids,
+            checkpoint_parts: Vec::new(),
+        })
     }
 }
 
@@ -59,6 +81,16 @@ pub(super) fn chunk_signature(module: &JITModule) -> Signature {
         sig.params.push(AbiParam::new(ptr));
     }
     sig.returns.push(AbiParam::new(types::I32));
+    sig
+}
+
+/// The signature of a checkpointed loop's parts (see `checkpoint`): the
+/// chunk signature and two more pointer-sized arguments.
+pub(super) fn part_signature(module: &JITModule) -> Signature {
+    let mut sig = chunk_signature(module);
+    let ptr = module.target_config().pointer_type();
+    sig.params.push(AbiParam::new(ptr));
+    sig.params.push(AbiParam::new(ptr));
     sig
 }
 
@@ -83,8 +115,8 @@ pub(super) struct ChunkLowering<'a, 'b> {
 /// The state of one chunk function while it is lowered.
 pub(super) struct Lower<'a, 'b> {
     pub b: FunctionBuilder<'b>,
-    module: &'a mut JITModule,
-    math: &'a MathDecls,
+    pub module: &'a mut JITModule,
+    pub math: &'a MathDecls,
     pub layout: &'a Layout,
     pub input_split: usize,
     guards: &'a mut Vec<Error>,
@@ -92,7 +124,7 @@ pub(super) struct Lower<'a, 'b> {
     /// The function's parameters, see the `INPUTS_HEAD`... constants.
     pub ptrs: [Value; 6],
     /// Returns its parameter as the status.
-    fail: Block,
+    pub fail: Block,
     /// The pointer type, also the type of loop counters.
     pub ptr: Type,
 }
@@ -247,6 +279,55 @@ impl ChunkLowering<'_, '_> {
     }
 }
 
+impl ChunkLowering<'_, '_> {
+    /// A function of the [`part_signature`] whose body `build` lowers from
+    /// its two extra arguments; it returns 0 after (or a failed guard's
+    /// status).
+    pub fn lower_part(self, build: impl FnOnce(&mut Lower<'_, '_>, Value, Value)) {
+        let ChunkLowering {
+            mut b,
+            module,
+            math,
+            layout,
+            input_split,
+            guards,
+            ..
+        } = self;
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        let params = b.block_params(entry).to_vec();
+        let ptrs = [
+            params[0], params[1], params[2], params[3], params[4], params[5],
+        ];
+        let fail = b.create_block();
+        b.append_block_param(fail, types::I32);
+        b.set_cold_block(fail);
+        let ptr = module.target_config().pointer_type();
+        let mut low = Lower {
+            b,
+            module,
+            math,
+            layout,
+            input_split,
+            guards,
+            funcs: HashMap::new(),
+            ptrs,
+            fail,
+            ptr,
+        };
+        build(&mut low, params[6], params[7]);
+        let ok = low.b.ins().iconst(types::I32, 0);
+        low.b.ins().return_(&[ok]);
+        low.b.switch_to_block(fail);
+        let status = low.b.block_params(fail)[0];
+        low.b.ins().return_(&[status]);
+        low.b.seal_all_blocks();
+        let config = low.module.target_config();
+        low.b.finalize(config);
+    }
+}
+
 impl<'b> Lower<'_, 'b> {
     /// Lowers instruction `i` of `frame`, returning its value (`None` for
     /// guards, stores and loops).
@@ -345,6 +426,11 @@ impl<'b> Lower<'_, 'b> {
     }
 
     fn call(&mut self, name: &'static str, args: &[Value]) -> Value {
+        self.call_all(name, args)[0]
+    }
+
+    /// Calls a declared function (math or runtime), returning its results.
+    pub(super) fn call_all(&mut self, name: &'static str, args: &[Value]) -> Vec<Value> {
         let func = match self.funcs.get(name) {
             Some(&f) => f,
             None => {
@@ -355,7 +441,7 @@ impl<'b> Lower<'_, 'b> {
             }
         };
         let call = self.b.ins().call(func, args);
-        self.b.inst_results(call)[0]
+        self.b.inst_results(call).to_vec()
     }
 
     /// Branches to the failure block, with this guard's status, unless

@@ -11,14 +11,19 @@
 //! whose initial `-0.0` may be read are reset before each call (`arrays`),
 //! and array slices are copied to the outputs after it. Math without a
 //! machine instruction calls the wrappers in `math`, the same `f64` code the
-//! interpreter runs.
+//! interpreter runs. A checkpointed loop (binomial checkpointing) calls a
+//! Rust driver that runs its schedule (`schedule`, state in scratch),
+//! calling the loop's forward step and reverse body compiled as two more
+//! functions (`checkpoint`).
 
 mod arrays;
+mod checkpoint;
 mod function;
 mod layout;
 mod loops;
 mod lower;
 mod math;
+mod schedule;
 
 use crate::error::{Error, Result};
 use crate::ir::{Op, Output, Tape};
@@ -110,18 +115,10 @@ fn new_module(options: JitOptions) -> Result<JITModule> {
     for (name, ptr, _) in math::all() {
         builder.symbol(name, ptr);
     }
-    Ok(JITModule::new(builder))
-}
-
-/// Checkpointed loops run in the interpreter only (so far).
-fn refuse_checkpoints(tape: &Tape) -> Result<()> {
-    if tape.checkpoints().is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Unsupported(
-            "the JIT does not run checkpointed loops yet (use the interpreter)".into(),
-        ))
+    for (name, ptr) in schedule::symbols() {
+        builder.symbol(name, ptr);
     }
+    Ok(JITModule::new(builder))
 }
 
 /// Compiles a tape (verified first) with the default options.
@@ -132,7 +129,6 @@ pub fn compile(tape: &Tape) -> Result<JitFunction> {
 /// Compiles a tape (verified first).
 pub fn compile_with(tape: &Tape, options: JitOptions) -> Result<JitFunction> {
     tape.verify()?;
-    refuse_checkpoints(tape)?;
     let splits = (
         options.input_split.unwrap_or(tape.n_inputs()),
         options.output_split.unwrap_or(tape.n_outputs()),
@@ -231,7 +227,9 @@ fn define_chunks(
     mut listing: Option<&mut String>,
 ) -> Result<Defined> {
     let layout = Layout::plan(tape, options.chunk_len);
-    let math = MathDecls::declare(module).map_err(|e| jit_error("declaring math", e))?;
+    let mut math = MathDecls::declare(module).map_err(|e| jit_error("declaring math", e))?;
+    math.checkpoint_parts =
+        checkpoint::declare_parts(module, tape).map_err(|e| jit_error("declaring", e))?;
     let mut outputs_by_chunk: Vec<Vec<(u32, u32)>> = vec![Vec::new(); layout.chunks.len().max(1)];
     let mut k = 0;
     for out in tape.outputs() {
@@ -279,13 +277,36 @@ fn define_chunks(
             text.push_str(&ctx.func.display().to_string());
             text.push('\n');
         }
+        let dump = std::env::var("TAPEJIT_DISASM").is_ok();
+        ctx.set_disasm(dump);
         module
             .define_function(id, &mut ctx)
             .map_err(|e| jit_error("compiling", format!("{e:?}")))?;
+        if dump {
+            eprintln!(
+                "{}",
+                ctx.compiled_code()
+                    .and_then(|c| c.vcode.clone())
+                    .unwrap_or_default()
+            );
+        }
         code_bytes += ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
         module.clear_context(&mut ctx);
         ids.push(id);
     }
+    code_bytes += checkpoint::define_parts(checkpoint::Parts {
+        module,
+        ctx: &mut ctx,
+        fctx: &mut fctx,
+        math: &math,
+        tape,
+        layout: &layout,
+        input_split,
+        output_split,
+        guards: &mut guards,
+        listing,
+    })
+    .map_err(|e| jit_error("compiling", e))?;
     module
         .finalize_definitions()
         .map_err(|e| jit_error("linking", e))?;
@@ -301,7 +322,6 @@ fn define_chunks(
 /// one function per chunk, for `tapejit show`.
 pub fn cranelift_ir(tape: &Tape, options: JitOptions) -> Result<String> {
     tape.verify()?;
-    refuse_checkpoints(tape)?;
     let mut module = new_module(options)?;
     let splits = (tape.n_inputs(), tape.n_outputs());
     let mut text = String::new();
