@@ -702,10 +702,10 @@ fn random_checkpointed_gradients_agree() {
         failures += check_with(&g, &options[seed as usize % 7..][..1], &pts);
         let o = tapejit::opt::optimize(&g).unwrap();
         check_with(&o, &options_for(&o)[(seed as usize + 3) % 7..][..1], &pts);
-        // Checkpointing changes memory, not values (where loops touch no
-        // arrays: the forward step re-runs a body's `elem`/`store` and
-        // strided array reads later, when the arrays may hold other values).
-        if !t.arrays().is_empty() || g.checkpoints().is_empty() {
+        // Checkpointing changes memory, not values (a loop reading or
+        // storing arrays is not checkpointed: recomputing it later could
+        // see other values in them).
+        if g.checkpoints().is_empty() {
             continue;
         }
         compared += 1;
@@ -722,7 +722,7 @@ fn random_checkpointed_gradients_agree() {
          {compared} tapes compared with stored states"
     );
     println!("{summary}");
-    assert!(checkpointed > 200 && compared > 50, "{summary}");
+    assert!(checkpointed > 100 && compared > 50, "{summary}");
     assert!(failures > 100 && failures < points_run / 2, "{summary}");
 }
 

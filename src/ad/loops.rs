@@ -272,7 +272,9 @@ pub(super) fn reverse_loop(
     // reverse body would be for: its nested loops store their residuals
     // (hoisted out of the reverse body), and it stores its nested loops'
     // results, which the reverse body reads instead of rerunning them.
-    let may_checkpoint = depth == 0 && (lp.trips as u64) * (m as u64) * 8 > arrays.budget.bytes(m);
+    let may_checkpoint = depth == 0
+        && (lp.trips as u64) * (m as u64) * 8 > arrays.budget.bytes(m)
+        && recomputable(lp);
     let lo_base = acc_base as usize + inv_adj.len();
     let mut loop_results: Vec<Value> = Vec::new();
     if !may_checkpoint {
@@ -344,7 +346,7 @@ pub(super) fn reverse_loop(
     trips.push(lp.trips);
     let stored_bytes = trips.iter().map(|&n| n as u64).product::<u64>() * stored.len() as u64 * 8;
     let budget = arrays.budget;
-    let checkpoint = match depth == 0 && stored_bytes > budget.bytes(m) {
+    let checkpoint = match may_checkpoint && stored_bytes > budget.bytes(m) {
         true => Some(Checkpoint {
             snapshots: budget.snapshots(m, lp.trips),
             step: step_of(lp, tape.n_params()),
@@ -519,6 +521,26 @@ pub(super) fn elements_added(e: &Emitter, target: ArrayId, len: usize) -> Vec<bo
         covered.fill(true);
     }
     covered
+}
+
+/// Whether `lp`'s iterations can be recomputed at any time from its state
+/// alone: it (and every loop in it) reads no array, and nothing in its body
+/// writes one (the step drops the loop's own writes), since arrays may hold
+/// other values by the time a checkpointed reverse sweep recomputes an
+/// iteration.
+fn recomputable(lp: &Loop) -> bool {
+    fn pure(lp: &Loop) -> bool {
+        lp.writes.is_empty() && recomputable(lp)
+    }
+    lp.reads
+        .iter()
+        .all(|r| !matches!(r.buffer, Buffer::Array(_)))
+        && lp
+            .body
+            .insts()
+            .iter()
+            .all(|i| !matches!(i.op, Op::Elem | Op::Store))
+        && lp.body.loops().iter().all(pure)
 }
 
 /// One forward iteration of `lp` as a checkpoint step: its body with only
