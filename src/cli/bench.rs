@@ -74,6 +74,7 @@ pub fn run_case(case: &Case, budget: Duration, memory: MemoryBudget) -> Result<C
     )?;
     let unoptimized = Options {
         optimize: false,
+        memory_budget: memory,
         ..Options::default()
     };
     let raw = Function::from_tape_with(traced.clone(), unoptimized)?;
@@ -105,6 +106,7 @@ pub fn run_case(case: &Case, budget: Duration, memory: MemoryBudget) -> Result<C
     // The same pipeline without rerolling, where compiling it is affordable.
     let no_reroll = Options {
         reroll: false,
+        memory_budget: memory,
         ..Options::default()
     };
     let unrolled = Function::from_tape_with(traced.clone(), no_reroll)?;
