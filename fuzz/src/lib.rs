@@ -20,10 +20,11 @@ use tapejit::rng::SplitMix64;
 /// [`SplitMix64`] seeded with a hash of the whole input (so that
 /// evaluation points stay varied and everything stays a function of the
 /// input). [`Choices::exhausted`] then turns true, which ends the tape being
-/// generated.
+/// generated, unless [`FuzzChoices::unbounded`] was called.
 pub struct FuzzChoices<'a> {
     bytes: Unstructured<'a>,
     fallback: SplitMix64,
+    bounded: bool,
 }
 
 impl<'a> FuzzChoices<'a> {
@@ -32,7 +33,16 @@ impl<'a> FuzzChoices<'a> {
         FuzzChoices {
             bytes: Unstructured::new(data),
             fallback: SplitMix64::new(hash(data)),
+            bounded: true,
         }
+    }
+
+    /// From now on never report [`Choices::exhausted`]: the generators go on
+    /// with the seeded fallback once the input is used up, so that a short
+    /// input can stand for a long tape (its start drawn from the input, the
+    /// rest from the input's hash).
+    pub fn unbounded(&mut self) {
+        self.bounded = false;
     }
 
     /// Choices that do not read `data` but come from a generator seeded
@@ -41,6 +51,7 @@ impl<'a> FuzzChoices<'a> {
         FuzzChoices {
             bytes: Unstructured::new(&[]),
             fallback: SplitMix64::new(hash(data)),
+            bounded: true,
         }
     }
 }
@@ -79,7 +90,7 @@ impl Choices for FuzzChoices<'_> {
     }
 
     fn exhausted(&self) -> bool {
-        self.bytes.is_empty()
+        self.bounded && self.bytes.is_empty()
     }
 }
 
@@ -165,14 +176,31 @@ impl Drop for Guarded {
 
 /// An [`oracle::Runner`] that runs compiled code twice, with inputs,
 /// parameters and outputs against the guard page after them, then before
-/// them; both runs must agree.
-pub fn run_guarded(code: &JitFunction, x: &[f64], p: &[f64]) -> Outcome {
+/// them; both runs must agree. Inputs and outputs split by the compile
+/// options live in separate guarded buffers (so that reading one part for
+/// the other faults or shows), and the scratch memory (arrays, values
+/// crossing chunks) starts full of [`oracle::SCRATCH_GARBAGE`], so that an
+/// array element read before it is reset shows.
+pub fn run_guarded(code: &JitFunction, splits: (usize, usize), x: &[f64], p: &[f64]) -> Outcome {
+    let (input_split, output_split) = splits;
     let mut outcomes = [true, false].map(|at_end| {
-        let xs = Guarded::new(x, at_end);
+        let head = Guarded::new(&x[..input_split.min(x.len())], at_end);
+        let tail = Guarded::new(&x[input_split.min(x.len())..], at_end);
         let ps = Guarded::new(p, at_end);
-        let mut out = Guarded::new(&vec![0.0; code.n_outputs()], at_end);
-        code.run(xs.slice(), ps.slice(), out.slice_mut(), &mut Vec::new())
-            .map(|()| out.slice().to_vec())
+        let n = code.n_outputs();
+        let mut out_head = Guarded::new(&vec![0.0; output_split.min(n)], at_end);
+        let mut out_tail = Guarded::new(&vec![0.0; n - output_split.min(n)], at_end);
+        let mut scratch = vec![oracle::SCRATCH_GARBAGE; code.scratch_len()];
+        let status = code.call_parts(
+            head.slice(),
+            tail.slice(),
+            ps.slice(),
+            out_head.slice_mut(),
+            out_tail.slice_mut(),
+            &mut scratch,
+        );
+        code.result(status, x.len(), p.len(), n)
+            .map(|()| [out_head.slice(), out_tail.slice()].concat())
     });
     let [first, second] = &mut outcomes;
     let bits = |o: &Outcome| {

@@ -196,10 +196,19 @@ pub(super) fn reverse_loop(
     arrays: &mut ArrayAdjoints,
 ) {
     let inst = tape.insts()[i];
-    if !loop_is_varied(tape, &inst, varied) {
+    let lp = tape.loop_of(&inst);
+    // A loop that overwrites array elements with adjoints must reset them,
+    // even if nothing it computes is varied.
+    let has_adjoint = |a: ArrayId| arrays.existing(a).is_some();
+    if !loop_is_varied(tape, &inst, varied) && !overwrites(lp, &has_adjoint) {
         return;
     }
-    let lp = tape.loop_of(&inst);
+    // Adjoints flow backwards through an array the loop both writes and
+    // reads (a later iteration reads what an earlier one wrote): its
+    // adjoint array must exist before the writes are seeded.
+    for a in recurrent_arrays(lp) {
+        arrays.adjoint(a);
+    }
     let (m, nv, nr, nw) = (
         lp.n_carried(),
         lp.invariants.len(),
@@ -224,7 +233,10 @@ pub(super) fn reverse_loop(
             _ => None,
         })
         .collect();
-    if carried_seed.iter().all(Option::is_none) && write_seed.iter().all(Option::is_none) {
+    if carried_seed.iter().all(Option::is_none)
+        && write_seed.iter().all(Option::is_none)
+        && !stores_into(&lp.body, &|a| arrays.existing(a).is_some())
+    {
         return;
     }
 
@@ -590,6 +602,56 @@ pub(super) fn loop_is_varied(tape: &Tape, inst: &Inst, varied: &[bool]) -> bool 
         .chain(&lp.invariants)
         .any(|&v| varied[v as usize])
         || reads_buffers(lp)
+}
+
+/// The arrays `lp` (its body and nested loops included) both writes and
+/// reads: values flow through them from one iteration to a later one, so
+/// the transforms make their derivative arrays before transforming the loop.
+pub(super) fn recurrent_arrays(lp: &Loop) -> Vec<ArrayId> {
+    fn touched(lp: &Loop, reads: &mut Vec<ArrayId>, writes: &mut Vec<ArrayId>) {
+        reads.extend(lp.reads.iter().filter_map(|r| match r.buffer {
+            Buffer::Array(a) => Some(a),
+            _ => None,
+        }));
+        writes.extend(lp.writes.iter().filter_map(|w| match w.access.buffer {
+            Buffer::Array(a) => Some(a),
+            _ => None,
+        }));
+        for inst in lp.body.insts() {
+            match inst.op {
+                Op::Elem => reads.push(inst.args[0]),
+                Op::Store => writes.push(inst.args[0]),
+                _ => {}
+            }
+        }
+        for inner in lp.body.loops() {
+            touched(inner, reads, writes);
+        }
+    }
+    let (mut reads, mut writes) = (Vec::new(), Vec::new());
+    touched(lp, &mut reads, &mut writes);
+    writes.sort_unstable();
+    writes.dedup();
+    writes.retain(|a| reads.contains(a));
+    writes
+}
+
+/// Whether `lp` writes, or its body (nested loops included) stores into,
+/// an array for which `has` holds.
+pub(super) fn overwrites(lp: &Loop, has: &dyn Fn(ArrayId) -> bool) -> bool {
+    lp.writes
+        .iter()
+        .any(|w| matches!(w.access.buffer, Buffer::Array(a) if has(a)))
+        || stores_into(&lp.body, has)
+}
+
+/// Whether `body` (nested loops included) stores into or writes an array
+/// for which `has` holds.
+fn stores_into(body: &Tape, has: &dyn Fn(ArrayId) -> bool) -> bool {
+    body.insts()
+        .iter()
+        .any(|i| i.op == Op::Store && has(i.args[0]))
+        || body.loops().iter().any(|lp| overwrites(lp, has))
 }
 
 pub(super) fn reads_buffers(lp: &Loop) -> bool {

@@ -8,7 +8,7 @@
 
 use super::emit::Emitter;
 use super::forward::forward_body;
-use super::loops::{reads_buffers, renumber_inputs, seed_slice};
+use super::loops::{overwrites, reads_buffers, recurrent_arrays, renumber_inputs, seed_slice};
 use crate::ir::{ArrayId, Buffer, Inst, Loop, Output, Tape, Value, Write};
 use std::ops::Range;
 
@@ -98,6 +98,12 @@ pub(super) fn tangent_loop(
     arrays: &mut TangentArrays,
 ) -> (Value, bool) {
     let lp = tape.loop_of(inst);
+    // Tangents flow through an array the loop both writes and reads (a
+    // later iteration reads what an earlier one wrote): its tangent array
+    // must exist before the body's reads are transformed.
+    for a in recurrent_arrays(lp) {
+        arrays.tangent(a);
+    }
     let (m, nv, nr, nw) = (
         lp.n_carried(),
         lp.invariants.len(),
@@ -112,7 +118,11 @@ pub(super) fn tangent_loop(
         .iter()
         .map(|r| arrays.read_tangent(r.buffer))
         .collect();
-    let varied = init_t.iter().chain(&inv_t).any(Option::is_some) || reads_buffers(lp);
+    // A loop overwriting elements of arrays with tangents must write their
+    // (zero) tangents, even if nothing it computes is varied.
+    let varied = init_t.iter().chain(&inv_t).any(Option::is_some)
+        || reads_buffers(lp)
+        || overwrites(lp, &|a| arrays.existing(a).is_some());
     if !varied {
         let copy = Loop {
             init: map(&lp.init),

@@ -10,7 +10,14 @@
 //! - [`check_text`] that printed tapes parse back equal, and that whatever
 //!   parses compiles and runs like the interpreter;
 //! - [`check_fd`] derivatives (reverse gradient and VJP, forward JVP, HVP)
-//!   against central finite differences on well-conditioned expressions.
+//!   against central finite differences on well-conditioned expressions;
+//! - [`check_checkpoints`] that checkpointed gradients equal the stored-state
+//!   ones under the interpreter.
+//!
+//! Every check takes straight-line tapes and tapes with loops and arrays
+//! alike: the reference is [`reference_of`] (the interpreter, with the
+//! NaN-sign rules followed through loop bodies for a structured tape), and
+//! [`repeated_tape`] builds straight-line tapes that repeat, for rerolling.
 //!
 //! "Bitwise" follows IEEE 754: equal bits or both NaN, on every output
 //! except those that read the sign of a NaN produced by arithmetic (through
@@ -29,9 +36,20 @@ use tapejit::{ad, interp, opt, Error};
 /// What an evaluation gave: every output, or the error.
 pub type Outcome = Result<Vec<f64>, Error>;
 
-/// Evaluates compiled code at `(x, p)`. Tests pass [`run_plain`]; the fuzz
-/// targets pass one that puts every buffer against guard pages.
-pub type Runner = fn(&JitFunction, &[f64], &[f64]) -> Outcome;
+/// Evaluates compiled code at `(x, p)`; the code was compiled with its
+/// inputs and outputs split at `splits` (see [`splits_of`]). Tests pass
+/// [`run_plain`]; the fuzz targets pass one that puts every buffer against
+/// guard pages.
+pub type Runner = fn(&JitFunction, (usize, usize), &[f64], &[f64]) -> Outcome;
+
+/// Where code compiled from `tape` with `options` splits its inputs and
+/// outputs.
+pub fn splits_of(tape: &Tape, options: &JitOptions) -> (usize, usize) {
+    (
+        options.input_split.unwrap_or(tape.n_inputs()),
+        options.output_split.unwrap_or(tape.n_outputs()),
+    )
+}
 
 /// The interpreter's outcome.
 pub fn interpret(tape: &Tape, x: &[f64], p: &[f64]) -> Outcome {
@@ -39,10 +57,16 @@ pub fn interpret(tape: &Tape, x: &[f64], p: &[f64]) -> Outcome {
     interp::eval(tape, x, p, &mut Vec::new(), &mut out).map(|()| out)
 }
 
-/// Runs compiled code on ordinary vectors.
-pub fn run_plain(code: &JitFunction, x: &[f64], p: &[f64]) -> Outcome {
+/// What scratch memory holds before a call: garbage, so that an array
+/// element read before the compiled code resets it shows in the outputs.
+pub const SCRATCH_GARBAGE: f64 = f64::from_bits(0x4141_4141_4141_4141);
+
+/// Runs compiled code on ordinary vectors (scratch full of
+/// [`SCRATCH_GARBAGE`]).
+pub fn run_plain(code: &JitFunction, _splits: (usize, usize), x: &[f64], p: &[f64]) -> Outcome {
     let mut out = vec![0.0; code.n_outputs()];
-    code.run(x, p, &mut out, &mut Vec::new()).map(|()| out)
+    let mut scratch = vec![SCRATCH_GARBAGE; code.scratch_len()];
+    code.run(x, p, &mut out, &mut scratch).map(|()| out)
 }
 
 /// How two outcomes must match on a failing guard.
@@ -180,18 +204,45 @@ pub fn assert_matches(
 }
 
 /// The derived tapes of `tape` with respect to all its inputs: gradient of
-/// the sum of the outputs, VJP, JVP, Jacobian and HVP.
+/// the sum of the outputs, VJP, JVP, Jacobian (straight-line tapes only:
+/// the forward vector mode does not go through loops) and HVP.
 pub fn derived_tapes(tape: &Tape) -> Vec<(&'static str, Tape)> {
+    derived_tapes_with(tape, false)
+}
+
+/// [`derived_tapes`], each optimized (`opt::optimize`, rerolling included)
+/// if `optimize`.
+pub fn derived_tapes_with(tape: &Tape, optimize: bool) -> Vec<(&'static str, Tape)> {
     let n = tape.n_inputs();
-    let gradient = ad::reverse(tape, 0..n, ad::Seed::One).unwrap();
-    let hvp = ad::forward(&gradient, 0..n).unwrap();
-    vec![
-        ("vjp", ad::reverse(tape, 0..n, ad::Seed::Inputs).unwrap()),
-        ("jvp", ad::forward(tape, 0..n).unwrap()),
-        ("jacobian", ad::jacobian_forward(tape, 0..n).unwrap()),
-        ("hvp", hvp),
-        ("gradient", gradient),
-    ]
+    let derive = |what: &str, t: tapejit::Result<Tape>| -> Tape {
+        let t = t.unwrap_or_else(|e| panic!("{what}: {e}\n{tape}"));
+        if optimize {
+            opt::optimize(&t).unwrap_or_else(|e| panic!("optimizing the {what} tape: {e}\n{t}"))
+        } else {
+            t
+        }
+    };
+    let gradient = ad::reverse(tape, 0..n, ad::Seed::One);
+    let hvp = gradient
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|g| ad::forward(g, 0..n));
+    let mut derived = vec![
+        (
+            "vjp",
+            derive("vjp", ad::reverse(tape, 0..n, ad::Seed::Inputs)),
+        ),
+        ("jvp", derive("jvp", ad::forward(tape, 0..n))),
+    ];
+    if !tape.has_structure() {
+        derived.push((
+            "jacobian",
+            derive("jacobian", ad::jacobian_forward(tape, 0..n)),
+        ));
+    }
+    derived.push(("hvp", derive("hvp", hvp)));
+    derived.push(("gradient", derive("gradient", gradient)));
+    derived
 }
 
 /// The tape with every value an output too, so that a wrong rewrite cannot
@@ -226,10 +277,24 @@ pub fn draw_options<C: Choices + ?Sized>(c: &mut C, tape: &Tape) -> JitOptions {
     }
 }
 
+/// The interpreter's outcome at a point with what IEEE 754 specifies of it,
+/// for any tape: [`reference`] for a straight-line tape, [`loop_reference`]
+/// (which follows the NaN-sign rules through loop bodies and arrays) for
+/// one with loops or arrays.
+pub fn reference_of(tape: &Tape, x: &[f64], p: &[f64]) -> Reference {
+    if tape.has_structure() {
+        loop_reference(tape, x, p)
+    } else {
+        reference(tape, x, p)
+    }
+}
+
 /// The JIT agrees with the interpreter on `tape` at `points` random points
 /// (drawn by [`random_inputs`]), compiled with options drawn from `c`: the
 /// same bits on every output and the same error on a failing guard, except
 /// where IEEE 754 leaves the result unspecified (see [`assert_matches`]).
+/// A checkpointed tape (which the JIT does not compile yet) is only
+/// evaluated by the interpreter.
 pub fn check_jit_once<C: Choices + ?Sized>(
     c: &mut C,
     what: &str,
@@ -237,21 +302,29 @@ pub fn check_jit_once<C: Choices + ?Sized>(
     points: usize,
     run: Runner,
 ) {
+    if !tape.checkpoints().is_empty() {
+        for _ in 0..points {
+            let (x, p) = random_inputs(c, tape);
+            let _ = interpret(tape, &x, &p);
+        }
+        return;
+    }
     let options = draw_options(c, tape);
     let code = jit::compile_with(tape, options).unwrap_or_else(|e| {
         panic!("{what}: a verified tape must compile ({options:?}): {e}\n{tape}")
     });
     for _ in 0..points {
         let (x, p) = random_inputs(c, tape);
-        let expected = reference(tape, &x, &p);
-        let got = run(&code, &x, &p);
+        let expected = reference_of(tape, &x, &p);
+        let got = run(&code, splits_of(tape, &options), &x, &p);
         let what = format!("{what} (JIT {options:?} vs interpreter)");
         assert_matches(&what, &expected, &got, Errors::Identical, tape, (&x, &p));
     }
 }
 
 /// [`check_jit_once`] on `tape` and, if `derived`, on each of its
-/// [`derived_tapes`] (each with its own options).
+/// [`derived_tapes_with`] (each with its own options; the derived tapes
+/// optimized or not, drawn from `c`).
 pub fn check_jit<C: Choices + ?Sized>(
     c: &mut C,
     tape: &Tape,
@@ -261,8 +334,14 @@ pub fn check_jit<C: Choices + ?Sized>(
 ) {
     check_jit_once(c, "primal", tape, points, run);
     if derived {
-        for (what, d) in derived_tapes(tape) {
-            check_jit_once(c, what, &d, points, run);
+        let optimize = c.one_in(2);
+        for (what, d) in derived_tapes_with(tape, optimize) {
+            let what = if optimize {
+                format!("optimized {what}")
+            } else {
+                what.to_string()
+            };
+            check_jit_once(c, &what, &d, points, run);
         }
     }
 }
@@ -328,9 +407,10 @@ fn specified(insts: &[Inst], values: &[f64]) -> Vec<Known> {
 }
 
 /// `optimized` gives the same outcome as `tape` at `points` random points:
-/// the same bits on every output that IEEE 754 specifies (see [`Known`]),
-/// and a guard failure exactly where `tape` fails one, unless a guard
-/// condition before it depends on the sign of a NaN.
+/// the same bits on every output that IEEE 754 specifies (see [`Known`],
+/// followed through loops by [`reference_of`]), and a guard failure exactly
+/// where `tape` fails one, unless a guard condition before it depends on
+/// the sign of a NaN.
 pub fn check_equivalent<C: Choices + ?Sized>(
     c: &mut C,
     what: &str,
@@ -347,38 +427,127 @@ pub fn check_equivalent<C: Choices + ?Sized>(
     );
     for _ in 0..points {
         let (x, p) = random_inputs(c, tape);
-        let expected = reference(tape, &x, &p);
+        let expected = reference_of(tape, &x, &p);
         let got = interpret(optimized, &x, &p);
         let what = format!("{what} (optimized vs original)\n{optimized}\noriginal:");
         assert_matches(&what, &expected, &got, Errors::BothGuard, tape, (&x, &p));
     }
 }
 
-/// The optimizer is exact on `tape` (every value exposed as an output half
-/// of the time) and, if `derived`, on its derived tapes; each pass alone is
-/// exact too.
-pub fn check_opt<C: Choices + ?Sized>(c: &mut C, tape: &Tape, points: usize, derived: bool) {
-    let primal = if c.one_in(2) {
-        expose_all(tape)
-    } else {
-        tape.clone()
+/// Every rewrite [`check_opt`] checks, by name: the default pipeline
+/// (`"optimize"`, rerolling included), each of its exact passes alone, and
+/// rerolling alone (`"reroll"`).
+pub fn all_passes() -> Vec<&'static str> {
+    let mut all = vec!["optimize"];
+    all.extend(opt::pass_names());
+    all.push("reroll");
+    all
+}
+
+/// The rewrite named `name` (see [`all_passes`]) applied to `tape`.
+pub fn apply_pass(name: &str, tape: &Tape) -> Tape {
+    let t = match name {
+        "optimize" => opt::optimize(tape),
+        _ => opt::run_pass(name, tape),
     };
-    check_equivalent(
-        c,
-        "primal",
-        &primal,
-        &opt::optimize(&primal).unwrap(),
-        points,
-    );
-    for name in opt::pass_names() {
-        let pass = opt::run_pass(name, &primal).expect("generated tapes verify");
-        check_equivalent(c, name, &primal, &pass, points);
+    t.unwrap_or_else(|e| panic!("{name} refuses a verified tape: {e}\n{tape}"))
+}
+
+/// The optimizer is exact on `tape`: the pipeline and each pass alone
+/// (rerolling too), every value exposed as an output half of the time (see
+/// [`check_opt_loops`] for a tape with loops); if `derived`, the pipeline on
+/// its derived tapes too.
+pub fn check_opt<C: Choices + ?Sized>(c: &mut C, tape: &Tape, points: usize, derived: bool) {
+    if tape.has_structure() {
+        check_opt_loops(c, tape, points);
+    } else {
+        let primal = if c.one_in(2) {
+            expose_all(tape)
+        } else {
+            tape.clone()
+        };
+        for name in all_passes() {
+            let rewritten = apply_pass(name, &primal);
+            check_equivalent(c, name, &primal, &rewritten, points);
+        }
     }
     if derived {
         for (what, d) in derived_tapes(tape) {
-            check_equivalent(c, what, &d, &opt::optimize(&d).unwrap(), points);
+            check_equivalent(c, what, &d, &apply_pass("optimize", &d), points);
+        }
+        check_derived_values(c, tape, points);
+    }
+}
+
+/// The derived tapes of `tape` ([`derived_tapes`]) compute its outputs
+/// first, exactly as it does (their forward sweep is its instructions), at
+/// `points` random points (random weights and tangents too). A tape the
+/// reverse transform is known to get wrong ([`reverse_hazard`]) is checked
+/// on its forward-mode tapes only.
+pub fn check_derived_values<C: Choices + ?Sized>(c: &mut C, tape: &Tape, points: usize) {
+    let hazard = reverse_hazard(tape).is_some();
+    let m = tape.n_outputs();
+    for (what, d) in derived_tapes(tape) {
+        if hazard && !matches!(what, "jvp" | "jacobian") {
+            continue;
+        }
+        for _ in 0..points {
+            let (x, p) = random_inputs(c, tape);
+            let extra: Vec<f64> = (tape.n_inputs()..d.n_inputs())
+                .map(|_| tapejit::ir::random::random_value(c))
+                .collect();
+            let expected = reference_of(tape, &x, &p);
+            let got = interpret(&d, &[&x[..], &extra].concat(), &p).map(|o| o[..m].to_vec());
+            let what =
+                format!("the {what} tape's primal outputs against the primal's\n{d}\nprimal:");
+            assert_matches(&what, &expected, &got, Errors::BothGuard, tape, (&x, &p));
         }
     }
+}
+
+/// A checkpointed gradient (or VJP) of `tape` (`ad::reverse_with_budget`
+/// with 1 to 4 snapshots, drawn) computes exactly what the gradient with
+/// every state stored computes, under the interpreter, at `points` random
+/// points; the same after `opt::optimize`, and the checkpointed tape's text
+/// round-trips. Returns whether a loop was checkpointed and the gradients
+/// compared: a tape the reverse transform is known to get wrong
+/// ([`reverse_hazard`]) is only transformed.
+pub fn check_checkpoints<C: Choices + ?Sized>(c: &mut C, tape: &Tape, points: usize) -> bool {
+    let n = tape.n_inputs();
+    // Where the reverse transform is known to be wrong, the recomputed
+    // states differ from the stored ones (both wrong): compare nothing.
+    let points = if reverse_hazard(tape).is_some() {
+        0
+    } else {
+        points
+    };
+    let seed = if c.one_in(2) {
+        ad::Seed::One
+    } else {
+        ad::Seed::Inputs
+    };
+    let snapshots = 1 + c.below(4) as u32;
+    let budget = tapejit::MemoryBudget::Snapshots(snapshots);
+    let stored = ad::reverse_with_budget(tape, 0..n, seed, tapejit::MemoryBudget::Unlimited)
+        .unwrap_or_else(|e| panic!("reverse ({seed:?}): {e}\n{tape}"));
+    let checkpointed = ad::reverse_with_budget(tape, 0..n, seed, budget)
+        .unwrap_or_else(|e| panic!("reverse ({seed:?}, {budget:?}): {e}\n{tape}"));
+    checkpointed
+        .verify()
+        .unwrap_or_else(|e| panic!("{budget:?}: does not verify: {e}\n{checkpointed}"));
+    check_round_trip(&checkpointed);
+    let optimized = apply_pass("optimize", &checkpointed);
+    for _ in 0..points {
+        let (x, p) = random_inputs(c, &stored);
+        let expected = loop_reference(&stored, &x, &p);
+        for (how, t) in [("checkpointed", &checkpointed), ("optimized", &optimized)] {
+            let got = interpret(t, &x, &p);
+            let what =
+                format!("{seed:?} with {budget:?} against stored states, primal:\n{tape}\n{how}:");
+            assert_matches(&what, &expected, &got, Errors::BothGuard, t, (&x, &p));
+        }
+    }
+    !checkpointed.checkpoints().is_empty() && points > 0
 }
 
 /// The text form of `tape` parses back to an equal tape.
@@ -394,19 +563,52 @@ pub fn check_round_trip(tape: &Tape) {
 }
 
 /// Most inputs plus parameters a parsed tape may read for [`check_text`]
-/// to evaluate it (the text `inputs=4000000000` is a valid header).
+/// to evaluate it (the text `inputs=4000000000` is a valid header); the
+/// same bound applies to its outputs and to its arrays' total length.
 pub const MAX_PARSED_INPUTS: usize = 1 << 16;
+
+/// Most instructions one evaluation of a parsed tape may execute for
+/// [`check_text`] to evaluate it (`loop trips=4000000000` parses).
+pub const MAX_PARSED_WORK: u64 = 1 << 20;
+
+/// Instructions one evaluation of `tape` executes, loop bodies once per
+/// iteration and checkpointed loops' steps once per forward iteration
+/// (saturating: a parsed tape's trip counts can be anything).
+pub fn work_bound(tape: &Tape) -> u64 {
+    let mut work = tape.len() as u64;
+    for lp in tape.loops() {
+        work = work.saturating_add(u64::from(lp.trips).saturating_mul(work_bound(&lp.body)));
+    }
+    for cp in tape.checkpoints() {
+        work = work.saturating_add(cp.step.len() as u64);
+    }
+    work
+}
 
 /// Whatever `text` is: parsing does not panic; if it parses, the tape
 /// prints and parses back equal, compiles, and the compiled code agrees
-/// with the interpreter at a few points (drawn from `c`).
+/// with the interpreter at a few points (drawn from `c`). Tapes too large
+/// to run quickly (see [`MAX_PARSED_INPUTS`], [`MAX_PARSED_WORK`]) are
+/// compiled only.
 pub fn check_text<C: Choices + ?Sized>(c: &mut C, text: &str, run: Runner) {
     let Ok(tape) = text.parse::<Tape>() else {
         return;
     };
     check_round_trip(&tape);
-    if tape.n_inputs() + tape.n_params() > MAX_PARSED_INPUTS {
-        jit::compile(&tape).expect("a parsed tape compiles");
+    let arrays: u64 = tape.arrays().iter().map(|&len| u64::from(len)).sum();
+    let checkpointed = !tape.checkpoints().is_empty();
+    if tape.n_inputs() + tape.n_params() > MAX_PARSED_INPUTS
+        || tape.n_outputs() > MAX_PARSED_INPUTS
+        || arrays > MAX_PARSED_INPUTS as u64
+        || work_bound(&tape) > MAX_PARSED_WORK
+    {
+        // The JIT does not compile checkpointed loops yet: an error then.
+        let compiled = jit::compile(&tape);
+        assert!(
+            compiled.is_ok() || checkpointed,
+            "a parsed tape compiles: {:?}\n{tape}",
+            compiled.err()
+        );
         return;
     }
     check_jit_once(c, "parsed", &tape, 3, run);
@@ -420,12 +622,16 @@ pub struct FdStats {
     pub checked: usize,
     /// Derivatives skipped: the differences at two step sizes disagreed.
     pub skipped: usize,
+    /// Tapes whose reverse-mode derivatives were not compared: the reverse
+    /// transform is known to get them wrong ([`reverse_hazard`]).
+    pub reverse_skipped: usize,
 }
 
 impl std::ops::AddAssign for FdStats {
     fn add_assign(&mut self, o: FdStats) {
         self.checked += o.checked;
         self.skipped += o.skipped;
+        self.reverse_skipped += o.reverse_skipped;
     }
 }
 
@@ -502,7 +708,8 @@ pub fn fd_point<C: Choices + ?Sized>(c: &mut C, n: usize) -> (Vec<f64>, Vec<f64>
 /// forward tape, the reverse gradient (of the sum of the outputs) and the
 /// VJP (random weights) along the direction, and each HVP component
 /// against differences of the gradient. With `optimize`, the derived tapes
-/// are optimized first, as `Function` does.
+/// are optimized first, as `Function` does. Only the JVP is compared on a
+/// tape the reverse transform is known to get wrong ([`reverse_hazard`]).
 pub fn check_fd<C: Choices + ?Sized>(c: &mut C, s: &SmoothTape, optimize: bool) -> FdStats {
     let tape = &s.tape;
     let p = &s.params[..];
@@ -537,11 +744,7 @@ pub fn check_fd<C: Choices + ?Sized>(c: &mut C, s: &SmoothTape, optimize: bool) 
     // The outputs of `t` at x + step v, and the magnitude of that evaluation.
     let at = |t: &Tape, step: f64| -> Option<(Vec<f64>, f64)> {
         let point: Vec<f64> = x.iter().zip(&v).map(|(x, v)| x + step * v).collect();
-        let mut values = Vec::new();
-        let mut out = vec![0.0; t.n_outputs()];
-        interp::eval(t, &point, p, &mut values, &mut out).ok()?;
-        let magnitude: f64 = values[..t.len()].iter().map(|v| v.abs()).sum();
-        Some((out, magnitude))
+        magnitude(t, &point, p)
     };
     let mut stats = FdStats::default();
     let mut count = |made: bool| {
@@ -556,17 +759,21 @@ pub fn check_fd<C: Choices + ?Sized>(c: &mut C, s: &SmoothTape, optimize: bool) 
         let what = format!("JVP component {k}");
         count(fd_agrees(&what, &context, tangent[m + k], 0.0, &phi));
     }
-    let phi = |h| at(tape, h).map(|(out, a)| (out.iter().sum(), a));
-    let (g, scale) = (dot(&gradient[m..]), dot_scale(&gradient[m..]));
-    count(fd_agrees("gradient . v", &context, g, scale, &phi));
-    let phi = |h| at(tape, h).map(|(out, a)| (out.iter().zip(&w).map(|(f, w)| f * w).sum(), a));
-    let (g, scale) = (dot(&weighted[m..]), dot_scale(&weighted[m..]));
-    count(fd_agrees("VJP . v", &context, g, scale, &phi));
-    for j in 0..n {
-        let phi = |h| at(&gradient_tape, h).map(|(out, a)| (out[m + j], a));
-        let what = format!("HVP component {j}");
-        count(fd_agrees(&what, &context, second[2 * m + n + j], 0.0, &phi));
+    let hazard = reverse_hazard(tape).is_some();
+    if !hazard {
+        let phi = |h| at(tape, h).map(|(out, a)| (out.iter().sum(), a));
+        let (g, scale) = (dot(&gradient[m..]), dot_scale(&gradient[m..]));
+        count(fd_agrees("gradient . v", &context, g, scale, &phi));
+        let phi = |h| at(tape, h).map(|(out, a)| (out.iter().zip(&w).map(|(f, w)| f * w).sum(), a));
+        let (g, scale) = (dot(&weighted[m..]), dot_scale(&weighted[m..]));
+        count(fd_agrees("VJP . v", &context, g, scale, &phi));
+        for j in 0..n {
+            let phi = |h| at(&gradient_tape, h).map(|(out, a)| (out[m + j], a));
+            let what = format!("HVP component {j}");
+            count(fd_agrees(&what, &context, second[2 * m + n + j], 0.0, &phi));
+        }
     }
+    stats.reverse_skipped += usize::from(hazard);
     stats
 }
 
@@ -587,6 +794,8 @@ struct ShadowEnv<'a> {
     arrays: Vec<Vec<Shadow>>,
     index: Vec<u32>,
     guards_specified: bool,
+    /// The sum of the magnitudes of every value computed (for [`magnitude`]).
+    magnitude: f64,
 }
 
 impl ShadowEnv<'_> {
@@ -694,6 +903,7 @@ fn shadow_run(tape: &Tape, inputs: &[Shadow], env: &mut ShadowEnv<'_>) -> Option
                             tapejit::ir::WriteMode::Store => (x, known),
                             tapejit::ir::WriteMode::Add => {
                                 let sum = cell.0 + x;
+                                env.magnitude += sum.abs();
                                 let k = if cell.1 == Known::No || known == Known::No {
                                     Known::No
                                 } else if sum.is_nan() {
@@ -723,6 +933,9 @@ fn shadow_run(tape: &Tape, inputs: &[Shadow], env: &mut ShadowEnv<'_>) -> Option
                 (value, known_of(inst, &operands, value))
             }
         };
+        if !inst.op.has_no_value() && inst.op != Op::Loop {
+            env.magnitude += r.0.abs();
+        }
         vals.push(r);
     }
     Some(vals)
@@ -744,6 +957,7 @@ pub fn loop_reference(tape: &Tape, x: &[f64], p: &[f64]) -> Reference {
             .collect(),
         index: Vec::new(),
         guards_specified: true,
+        magnitude: 0.0,
     };
     let inputs: Vec<Shadow> = x.iter().map(|&v| (v, Known::Yes)).collect();
     let shadow = shadow_run(tape, &inputs, &mut env).map(|vals| {
@@ -785,6 +999,34 @@ pub fn loop_reference(tape: &Tape, x: &[f64], p: &[f64]) -> Reference {
     }
 }
 
+/// The outputs of `tape` at `(x, p)` (the interpreter's) and the sum of the
+/// magnitudes of all the values of the evaluation, loop bodies counted in
+/// every iteration (by the shadow evaluation of [`loop_reference`]), or
+/// `None` if a guard fails.
+pub fn magnitude(tape: &Tape, x: &[f64], p: &[f64]) -> Option<(Vec<f64>, f64)> {
+    let mut values = Vec::new();
+    let mut out = vec![0.0; tape.n_outputs()];
+    interp::eval(tape, x, p, &mut values, &mut out).ok()?;
+    if !tape.has_structure() {
+        return Some((out, values[..tape.len()].iter().map(|v| v.abs()).sum()));
+    }
+    let mut env = ShadowEnv {
+        x,
+        p,
+        arrays: tape
+            .arrays()
+            .iter()
+            .map(|&len| vec![(-0.0, Known::Yes); len as usize])
+            .collect(),
+        index: Vec::new(),
+        guards_specified: true,
+        magnitude: 0.0,
+    };
+    let inputs: Vec<Shadow> = x.iter().map(|&v| (v, Known::Yes)).collect();
+    shadow_run(tape, &inputs, &mut env)?;
+    Some((out, env.magnitude))
+}
+
 /// The tape with every root value an output too, and (if `arrays`) every
 /// array whole, so that a wrong rewrite cannot hide in dead code. Loops and
 /// stores have no value; a loop's results are its `loopout`s and arrays.
@@ -807,14 +1049,12 @@ pub fn expose_values(tape: &Tape, arrays: bool) -> Tape {
     t
 }
 
-/// The optimizer, and each of its passes alone, keep `tape` (a tape with
+/// The optimizer, and each of its passes alone (rerolling too), keep `tape` (a tape with
 /// loops and arrays, every value and array exposed half of the time) exact
 /// at `points` random points, by the rules of [`loop_reference`]: every
 /// specified output bit for bit, failing guards alike.
 pub fn check_opt_loops<C: Choices + ?Sized>(c: &mut C, tape: &Tape, points: usize) {
-    let mut all = vec!["optimize"];
-    all.extend(opt::pass_names());
-    check_opt_loops_with(c, tape, points, &all);
+    check_opt_loops_with(c, tape, points, &all_passes());
 }
 
 /// [`check_opt_loops`] for some of the passes only (`"optimize"` names the
@@ -832,13 +1072,7 @@ pub fn check_opt_loops_with<C: Choices + ?Sized>(
     };
     let variants: Vec<(&str, Tape)> = passes
         .iter()
-        .map(|&name| {
-            let t = match name {
-                "optimize" => opt::optimize(&primal),
-                _ => opt::run_pass(name, &primal),
-            };
-            (name, t.unwrap())
-        })
+        .map(|&name| (name, apply_pass(name, &primal)))
         .collect();
     for (what, t) in &variants {
         t.verify().unwrap_or_else(|e| {
@@ -858,4 +1092,562 @@ pub fn check_opt_loops_with<C: Choices + ?Sized>(
             assert_matches(&what, &expected, &got, Errors::BothGuard, &primal, (&x, &p));
         }
     }
+}
+
+// Straight-line tapes that repeat: what rerolling looks for, and near misses.
+
+/// Where an input of a repeated template comes from in instance `k`.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    /// Output `j` of the previous instance; this value in the first.
+    Carried(usize, tapejit::ir::Value),
+    /// The same value in every instance.
+    Fixed(tapejit::ir::Value),
+    /// Leaf `base + stride * k` of the enclosing tape (inputs, parameters if
+    /// `param`; a template's own inputs inside a template).
+    Strided { param: bool, base: i64, stride: i64 },
+}
+
+/// Copies `template` (a straight-line tape whose inputs are its slots) into
+/// `dst`, its input `q` bound to `inputs[q]`; with `spoil = Some(j)`,
+/// template instruction `j` comes out slightly changed (another constant,
+/// op, exponent, or its operands swapped), so that this instance only looks
+/// like the others. Returns the values of the template's outputs.
+fn instantiate(
+    dst: &mut Tape,
+    template: &Tape,
+    inputs: &[tapejit::ir::Value],
+    spoil: Option<usize>,
+) -> Vec<tapejit::ir::Value> {
+    use tapejit::ir::Shape;
+    let mut map = Vec::with_capacity(template.len());
+    for (j, inst) in template.insts().iter().enumerate() {
+        if inst.op == Op::Input {
+            map.push(inputs[inst.args[0] as usize]);
+            continue;
+        }
+        let mut inst = *inst;
+        match inst.op.shape() {
+            Shape::Values(n) => {
+                for a in &mut inst.args[..n] {
+                    *a = map[*a as usize];
+                }
+            }
+            Shape::ValueImm => inst.args[0] = map[inst.args[0] as usize],
+            _ => {}
+        }
+        if spoil == Some(j) {
+            inst = match inst.op.shape() {
+                Shape::Const => Inst::constant(inst.const_value() + 0.75),
+                Shape::ValueImm if inst.op == Op::PowI => {
+                    Inst::powi(inst.args[0], inst.powi_exponent().wrapping_add(1))
+                }
+                Shape::Values(n) if n >= 2 && inst.args[0] != inst.args[1] => {
+                    inst.args.swap(0, 1);
+                    inst
+                }
+                Shape::Values(n) => {
+                    let ops: Vec<Op> = tapejit::ir::ALL_OPS
+                        .iter()
+                        .copied()
+                        .filter(|o| o.shape() == Shape::Values(n) && *o != inst.op)
+                        .collect();
+                    Inst {
+                        op: ops[(inst.args[0] as usize + j) % ops.len()],
+                        ..inst
+                    }
+                }
+                _ => inst,
+            };
+        }
+        map.push(dst.push(inst));
+    }
+    template
+        .outputs()
+        .iter()
+        .map(|o| map[o.value().expect("templates output values") as usize])
+        .collect()
+}
+
+/// Slots for `n_slots` template inputs, the first `n_carried` carried (from
+/// `values`), the others fixed values or strided leaves of a buffer of
+/// `buffer` elements (and of the parameters, `params` of them, if `params`
+/// is not 0) that stay in range for `trips` instances. Strided slots come
+/// in runs with consecutive bases and one stride, so that a template that
+/// repeats inside reads affinely in both loops.
+fn draw_slots<C: Choices + ?Sized>(
+    c: &mut C,
+    n_slots: usize,
+    n_carried: usize,
+    values: &[tapejit::ir::Value],
+    (buffer, params): (usize, usize),
+    trips: usize,
+) -> Vec<Slot> {
+    let mut slots = Vec::with_capacity(n_slots);
+    let mut run: Option<(bool, i64, i64)> = None;
+    for q in 0..n_slots {
+        let pick = |c: &mut C| values[values.len() - 1 - c.below(values.len().min(6))];
+        if q < n_carried {
+            slots.push(Slot::Carried(q, pick(c)));
+            continue;
+        }
+        // Continue a run of strided slots, or start one, or a fixed value.
+        let next = match run {
+            Some((param, base, stride)) if !c.one_in(4) => Some((param, base + 1, stride)),
+            _ if c.one_in(4) => None,
+            _ => {
+                let param = params > 0 && c.one_in(3);
+                let len = if param { params } else { buffer } as i64;
+                // Mostly a stride that fits the buffer.
+                let fitting: Vec<i64> = [-1, 1, 1, 1, 2, 3]
+                    .into_iter()
+                    .filter(|s| s * (trips as i64 - 1) < len)
+                    .collect();
+                let stride = match fitting.len() {
+                    0 => 0,
+                    n if !c.one_in(8) => fitting[c.below(n)],
+                    _ => [-1, 0, 1, 2][c.below(4)],
+                };
+                let span = stride * (trips as i64 - 1);
+                let (lo, hi) = (-span.min(0), len - 1 - span.max(0));
+                (hi >= lo).then(|| (param, lo + c.below((hi - lo + 1) as usize) as i64, stride))
+            }
+        };
+        let fits = |&(param, base, stride): &(bool, i64, i64)| {
+            let len = if param { params } else { buffer } as i64;
+            let last = base + stride * (trips as i64 - 1);
+            (0..len).contains(&base) && (0..len).contains(&last)
+        };
+        run = next.filter(fits);
+        slots.push(match run {
+            Some((param, base, stride)) => Slot::Strided {
+                param,
+                base,
+                stride,
+            },
+            None => Slot::Fixed(pick(c)),
+        });
+    }
+    slots
+}
+
+/// Runs `template` `trips` times in `dst` with `slots`; `leaf(param, i)`
+/// gives the value of a strided slot's leaf `i`. Returns every instance's
+/// output values.
+fn repeat(
+    dst: &mut Tape,
+    template: &Tape,
+    slots: &[Slot],
+    trips: usize,
+    spoil: Option<(usize, usize)>,
+    leaf: &mut dyn FnMut(&mut Tape, bool, u32) -> tapejit::ir::Value,
+) -> Vec<Vec<tapejit::ir::Value>> {
+    let mut all: Vec<Vec<tapejit::ir::Value>> = Vec::with_capacity(trips);
+    for k in 0..trips {
+        let inputs: Vec<tapejit::ir::Value> = slots
+            .iter()
+            .map(|s| match *s {
+                Slot::Carried(j, init) => all.last().map_or(init, |prev| prev[j]),
+                Slot::Fixed(v) => v,
+                Slot::Strided {
+                    param,
+                    base,
+                    stride,
+                } => leaf(dst, param, (base + stride * k as i64) as u32),
+            })
+            .collect();
+        let spoiled = spoil.filter(|&(odd, _)| odd == k).map(|(_, j)| j);
+        all.push(instantiate(dst, template, &inputs, spoiled));
+    }
+    all
+}
+
+/// A straight-line template with `n_slots` inputs and `n_outputs` outputs,
+/// about `len` instructions: random scalar code (every op, special
+/// constants, guards on compares, operands mostly the slots and recent
+/// values, so that little of it folds to constants), or (if `depth > 0`,
+/// now and then) itself made of a template repeated a few times.
+fn template<C: Choices + ?Sized>(
+    c: &mut C,
+    n_slots: usize,
+    n_outputs: usize,
+    len: usize,
+    depth: usize,
+) -> Tape {
+    if depth == 0 || !c.one_in(3) || len < 8 {
+        return scalar_template(c, n_slots, n_outputs, len);
+    }
+    let mut t = Tape::new(n_slots, 0);
+    let mut values: Vec<tapejit::ir::Value> = (0..n_slots)
+        .map(|q| t.push(Inst::input(q as u32)))
+        .collect();
+    let inner_carried = c.below(3);
+    let inner_slots = inner_carried + 1 + c.below(4);
+    let inner_len = 1 + c.below(len / 2);
+    let inner = template(c, inner_slots, inner_carried + 1, inner_len, depth - 1);
+    let trips = 2 + c.below(6);
+    let slots = draw_slots(c, inner_slots, inner_carried, &values, (n_slots, 0), trips);
+    let all = repeat(&mut t, &inner, &slots, trips, None, &mut |_, _, i| i);
+    values.extend(all.iter().flatten().copied());
+    for k in 0..n_outputs {
+        let v = match k {
+            0 => *values.last().unwrap(),
+            _ => values[c.below(values.len())],
+        };
+        t.push_output(v);
+    }
+    t
+}
+
+/// Random scalar code over `n_slots` inputs: `len` instructions of every
+/// scalar op, operands drawn from the inputs half of the time and from the
+/// latest values otherwise, constants one time in twelve, guards on
+/// compares one time in twelve (in half of the templates).
+fn scalar_template<C: Choices + ?Sized>(
+    c: &mut C,
+    n_slots: usize,
+    n_outputs: usize,
+    len: usize,
+) -> Tape {
+    use tapejit::ir::Shape;
+    let mut t = Tape::new(n_slots, 0);
+    let mut values: Vec<tapejit::ir::Value> = (0..n_slots)
+        .map(|q| t.push(Inst::input(q as u32)))
+        .collect();
+    let mut compares = Vec::new();
+    let guards = c.one_in(2);
+    let ops: Vec<Op> = tapejit::ir::ALL_OPS
+        .iter()
+        .copied()
+        .filter(|op| !matches!(op, Op::Input | Op::Param | Op::Guard | Op::Const))
+        .collect();
+    for _ in 0..len {
+        if guards && !compares.is_empty() && c.one_in(12) {
+            let cond = compares[c.below(compares.len())];
+            t.push(Inst::guard(cond, c.below(4) != 0));
+            continue;
+        }
+        if c.one_in(12) {
+            let k = tapejit::ir::random::random_value(c);
+            values.push(t.push(Inst::constant(k)));
+            continue;
+        }
+        let op = ops[c.below(ops.len())];
+        let pick = |c: &mut C| {
+            if c.one_in(2) {
+                c.below(n_slots) as tapejit::ir::Value
+            } else {
+                values[values.len() - 1 - c.below(values.len().min(4))]
+            }
+        };
+        let inst = match op.shape() {
+            Shape::ValueImm => Inst::powi(pick(c), c.below(9) as i32 - 4),
+            Shape::Values(1) => Inst::unary(op, pick(c)),
+            Shape::Values(2) => Inst::binary(op, pick(c), pick(c)),
+            _ => Inst::ternary(op, pick(c), pick(c), pick(c)),
+        };
+        let v = t.push(inst);
+        values.push(v);
+        if op.is_compare() {
+            compares.push(v);
+        }
+    }
+    for k in 0..n_outputs {
+        let v = if k == 0 {
+            *values.last().unwrap()
+        } else {
+            values[c.below(values.len())]
+        };
+        t.push_output(v);
+    }
+    t
+}
+
+/// A straight-line tape made of repeated segments, as traced code with a
+/// Rust loop gives, for rerolling to find: a prefix, then a random template
+/// (straight-line code with every op, special constants and guards,
+/// sometimes itself repeating) instantiated 2 to 64 times with carried
+/// values, fixed values and strided input or parameter leaves as its
+/// inputs, then a tail; about `max_len` instructions at most. One instance
+/// in four tapes is spoiled (one of its instructions changed), and
+/// sometimes every instance's values are outputs.
+pub fn repeated_tape<C: Choices + ?Sized>(c: &mut C, max_len: usize) -> Tape {
+    use std::collections::HashMap;
+    let n_carried = [0, 1, 1, 2, 2, 3][c.below(6)];
+    let n_slots = n_carried + 1 + c.below(6);
+    let (n_out, body_len, depth) = (n_carried + 1 + c.below(2), 1 + c.below(16), 1 + c.below(2));
+    let body = template(c, n_slots, n_out, body_len, depth);
+    let most = (max_len / body.len().max(1)).clamp(2, 64);
+    let trips = match c.below(4) {
+        0 => most,
+        _ => 2 + c.below(most - 1),
+    };
+    // Mostly enough inputs for strided reads across all the instances.
+    let n_inputs = match c.below(4) {
+        0 => 1 + c.below(8),
+        _ => trips * (1 + c.below(3)) + c.below(8),
+    };
+    let n_params = c.below(6);
+    let mut tape = Tape::new(n_inputs, n_params);
+    // Leaves are made once, where first used (a duplicate now and then).
+    let mut leaves: HashMap<(bool, u32), tapejit::ir::Value> = HashMap::new();
+    let mut duplicate = c.below(4);
+    let mut leaf = move |t: &mut Tape, param: bool, i: u32| {
+        duplicate = (duplicate + 1) % 7;
+        let inst = if param {
+            Inst::param(i)
+        } else {
+            Inst::input(i)
+        };
+        if duplicate == 0 {
+            return t.push(inst);
+        }
+        *leaves.entry((param, i)).or_insert_with(|| t.push(inst))
+    };
+    let mut values = vec![leaf(&mut tape, false, 0)];
+    for _ in 0..c.below(4) {
+        let param = n_params > 0 && c.one_in(2);
+        let i = c.below(if param { n_params } else { n_inputs }) as u32;
+        values.push(leaf(&mut tape, param, i));
+    }
+    let (n_out, len) = (1 + c.below(3), c.below(6));
+    let prefix = template(c, values.len(), n_out, len, 0);
+    let made = instantiate(&mut tape, &prefix, &values, None);
+    values.extend(made);
+    let slots = draw_slots(c, n_slots, n_carried, &values, (n_inputs, n_params), trips);
+    let spoil = (body.len() > n_slots && c.one_in(4))
+        .then(|| (c.below(trips), n_slots + c.below(body.len() - n_slots)));
+    let mut all = repeat(&mut tape, &body, &slots, trips, spoil, &mut leaf);
+    let last = all.last().unwrap().clone();
+    let mut outputs = last.clone();
+    // Mostly, an accumulator over the instances (as a traced sum is), so
+    // that every instance reaches an output.
+    if !c.one_in(4) {
+        let op = [Op::Add, Op::Add, Op::Mul, Op::Max, Op::Hypot][c.below(5)];
+        let j = c.below(last.len());
+        let mut acc = values[c.below(values.len())];
+        for instance in &mut all {
+            acc = tape.push(Inst::binary(op, acc, instance[j]));
+            instance.push(acc);
+        }
+        outputs.push(acc);
+    }
+    for _ in 0..c.below(4) {
+        let a = all[c.below(trips)][c.below(last.len())];
+        let b = values[c.below(values.len())];
+        let op = [Op::Add, Op::Mul, Op::Sub, Op::Max][c.below(4)];
+        outputs.push(tape.push(Inst::binary(op, a, b)));
+    }
+    if c.one_in(4) {
+        outputs.extend(all.iter().flatten().copied());
+    }
+    for v in outputs {
+        tape.push_output(v);
+    }
+    tape.verify()
+        .unwrap_or_else(|e| panic!("repeated_tape made a tape that does not verify: {e}\n{tape}"));
+    tape
+}
+
+/// The shape of a long straight-line tape (400 to 10^4 instructions, drawn
+/// log-uniformly), for the generators' long end.
+pub fn long_tape_config<C: Choices + ?Sized>(c: &mut C) -> tapejit::ir::random::RandomTapeConfig {
+    let len = (400.0 * 25f64.powf(c.uniform(0.0, 1.0))) as usize;
+    tapejit::ir::random::RandomTapeConfig {
+        len: len.min(10_000),
+        n_inputs: c.below(5),
+        n_params: c.below(5),
+        n_outputs: 1 + c.below(8),
+        guard_every: [0, 16, 64, 256][c.below(4)],
+    }
+}
+
+/// A smooth loop tape for [`check_fd`] ([`smooth_loop_config`]), drawn
+/// again up to 3 times while the reverse transform is known to get it
+/// wrong ([`reverse_hazard`]: only its JVP could be checked).
+pub fn fd_loop_tape<C: Choices + ?Sized>(c: &mut C) -> SmoothTape {
+    let draw = |c: &mut C| {
+        let config = smooth_loop_config(c);
+        tapejit::ir::random::loops::smooth_loop_tape(c, &config)
+    };
+    let mut s = draw(c);
+    for _ in 0..3 {
+        if reverse_hazard(&s.tape).is_none() {
+            break;
+        }
+        s = draw(c);
+    }
+    s
+}
+
+/// A loop tape for [`check_checkpoints`]: 1 to 16 inputs, 1 to 4 root
+/// loops nested up to 3 deep, 200 to 3,200 instructions of work, drawn
+/// again up to 7 times until the reverse transform handles it (no
+/// [`reverse_hazard`]) and checkpoints one of its loops with one snapshot.
+pub fn checkpoint_tape<C: Choices + ?Sized>(c: &mut C) -> Tape {
+    let draw = |c: &mut C| {
+        let config = tapejit::ir::random::loops::LoopTapeConfig {
+            n_inputs: 1 + c.below(16),
+            n_params: c.below(4),
+            max_work: 200 + c.below(3_000) as u64,
+            max_depth: 1 + c.below(3),
+            prefix_len: c.below(12),
+            loops: 1 + c.below(4),
+            guard_every: [0, 0, 6, 16, 48][c.below(5)],
+            n_outputs: c.below(6),
+        };
+        tapejit::ir::random::loops::random_loop_tape_with(c, &config)
+    };
+    let checkpoints = |t: &Tape| {
+        let one = tapejit::MemoryBudget::Snapshots(1);
+        ad::reverse_with_budget(t, 0..t.n_inputs(), ad::Seed::One, one)
+            .is_ok_and(|g| !g.checkpoints().is_empty())
+    };
+    let mut tape = draw(c);
+    for _ in 0..7 {
+        if reverse_hazard(&tape).is_none() && checkpoints(&tape) {
+            break;
+        }
+        tape = draw(c);
+    }
+    tape
+}
+
+/// The shape of a smooth loop tape for [`check_fd`]: 1 to 8 inputs, up to
+/// 3 parameters, 1 to 3 scalar outputs (array slices come on top), nesting
+/// up to 3 deep, up to 2,000 instructions of work.
+pub fn smooth_loop_config<C: Choices + ?Sized>(
+    c: &mut C,
+) -> tapejit::ir::random::loops::LoopTapeConfig {
+    tapejit::ir::random::loops::LoopTapeConfig {
+        n_inputs: 1 + c.below(8),
+        n_params: c.below(4),
+        max_work: [100, 500, 2_000][c.below(3)],
+        max_depth: 1 + c.below(3),
+        prefix_len: c.below(8),
+        loops: 1 + c.below(3),
+        guard_every: [0, 6, 24][c.below(3)],
+        n_outputs: 1 + c.below(3),
+    }
+}
+
+// Where the reverse transform is known to be wrong (see the ignored tests
+// `reverse_*` in tests/differential.rs): the checks that compare
+// reverse-mode derivatives with another reference skip such tapes.
+
+/// Why the reverse transform (`ad::reverse`) gets `tape` wrong, if it is
+/// one of the three known cases (found by the differential suite; see the
+/// ignored tests `reverse_*` in `tests/differential.rs`):
+///
+/// - an array element read inside a loop (a strided read or an `elem` in a
+///   body) is written afterwards: the reverse loop recomputes the iteration
+///   by reading the array again, after the forward sweep, so it sees the
+///   later value;
+/// - a loop's `store` write hits an element already written in the same
+///   iteration (by an earlier write, a `store` in the body or a nested
+///   loop): the earlier value's adjoint should be zero, but the reverse
+///   body reads the element's adjoint before resetting it;
+/// - a loop body stores into an array (a `store`, or the writes of a nested
+///   loop): the reverse loop recomputes each iteration, side effects
+///   included, backwards, so the arrays end up changed (an `add` applied
+///   twice, the first iteration's `store` last); so does a checkpoint's
+///   step.
+///
+/// Accesses do not depend on values, so walking the loops once (guards
+/// aside) finds every such element.
+pub fn reverse_hazard(tape: &Tape) -> Option<String> {
+    struct Walk {
+        read_in_loop: Vec<Vec<bool>>,
+        /// Elements written in the current iteration of each open loop.
+        written: Vec<std::collections::HashSet<(u32, i64)>>,
+        index: Vec<u32>,
+        found: Option<String>,
+    }
+    impl Walk {
+        fn write(&mut self, array: u32, k: i64, what: &str, store_write: bool) {
+            if self.found.is_some() {
+                return;
+            }
+            if self.read_in_loop[array as usize][k as usize] {
+                self.found = Some(format!(
+                    "a{array}[{k}] is read in a loop, then written by {what} at {:?}",
+                    self.index
+                ));
+            } else if store_write && self.written.last().is_some_and(|w| w.contains(&(array, k))) {
+                self.found = Some(format!(
+                    "a{array}[{k}] is written twice in one iteration, last by {what} at {:?}",
+                    self.index
+                ));
+            }
+            for w in &mut self.written {
+                w.insert((array, k));
+            }
+        }
+        fn tape(&mut self, tape: &Tape, depth: usize) {
+            for inst in tape.insts() {
+                match inst.op {
+                    Op::Elem if depth > 0 => {
+                        self.read_in_loop[inst.args[0] as usize][inst.args[1] as usize] = true
+                    }
+                    Op::Store if depth > 0 && self.found.is_none() => {
+                        self.found = Some(format!(
+                            "a{}[{}] is stored in a loop body at {:?}",
+                            inst.args[0], inst.args[1], self.index
+                        ));
+                    }
+                    Op::Store => {
+                        self.write(inst.args[0], i64::from(inst.args[1]), "a store", false)
+                    }
+                    Op::Loop if depth > 0 && !tape.loop_of(inst).writes.is_empty() => {
+                        if self.found.is_none() {
+                            self.found = Some(format!(
+                                "a loop nested in a body writes at {:?}",
+                                self.index
+                            ));
+                        }
+                    }
+                    Op::Loop => {
+                        let lp = tape.loop_of(inst);
+                        self.index.push(0);
+                        for k in 0..lp.trips {
+                            *self.index.last_mut().unwrap() = k;
+                            for r in &lp.reads {
+                                if let tapejit::ir::Buffer::Array(a) = r.buffer {
+                                    let e = r.element(&self.index) as usize;
+                                    self.read_in_loop[a as usize][e] = true;
+                                }
+                            }
+                            self.written.push(Default::default());
+                            self.tape(&lp.body, depth + 1);
+                            for w in &lp.writes {
+                                if let tapejit::ir::Buffer::Array(a) = w.access.buffer {
+                                    let e = w.access.element(&self.index);
+                                    let store = w.mode == tapejit::ir::WriteMode::Store;
+                                    self.write(a, e, "a loop write", store);
+                                }
+                            }
+                            self.written.pop();
+                            if self.found.is_some() {
+                                return;
+                            }
+                        }
+                        self.index.pop();
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    let mut walk = Walk {
+        read_in_loop: tape
+            .arrays()
+            .iter()
+            .map(|&len| vec![false; len as usize])
+            .collect(),
+        written: Vec::new(),
+        index: Vec::new(),
+        found: None,
+    };
+    walk.tape(tape, 0);
+    walk.found
 }
