@@ -4,151 +4,74 @@
 //! state; the same error when a guard fails, in the forward loop, the
 //! forward step or the reverse body; under tiny and default chunks, both
 //! register allocators and inputs and outputs split anywhere, with the
-//! scratch buffer reused dirty across calls (as in `tests/jit_loops.rs`).
+//! scratch buffer reused dirty across calls (the harness of
+//! `tests/jit_loops.rs`, in `loops_common/`).
 
 use tapejit::ad::checkpoint::optimal_advances;
 use tapejit::ad::{self, Seed};
-use tapejit::ir::random::{random_value, Choices};
+use tapejit::ir::random::Choices;
 use tapejit::ir::semantics::same;
-use tapejit::ir::{Access, Buffer, Checkpoint, Inst, Loop, Op, Output, Tape, Write, WriteMode};
-use tapejit::jit::{self, JitFunction, JitOptions};
-use tapejit::suite::{lorenz_rk4_fold, SplitMix64, LORENZ_DEFAULT_INPUT};
-use tapejit::{interp, trace_scalar, Engine, Error, Function, MemoryBudget, Options};
+use tapejit::ir::{Checkpoint, Inst, Loop, Op, Tape, Write, WriteMode};
+use tapejit::jit::{self, JitOptions};
+use tapejit::suite::{lorenz_rk4_fold, LORENZ_DEFAULT_INPUT};
+use tapejit::{trace_scalar, Engine, Error, Function, MemoryBudget, Options};
 
-type Point = (Vec<f64>, Vec<f64>);
+mod loops_common;
+use loops_common::*;
 
-fn interpret(tape: &Tape, x: &[f64], p: &[f64]) -> Result<Vec<f64>, Error> {
-    let mut out = vec![0.0; tape.n_outputs()];
-    interp::eval(tape, x, p, &mut Vec::new(), &mut out).map(|()| out)
-}
+// ---------------------------------------------------------------------------
+// Building checkpointed tapes
 
-/// Runs `code` with `scratch` as left by earlier calls, the inputs and
-/// outputs each in two separate allocations split as compiled.
-fn run_split(
-    code: &JitFunction,
-    (input_split, output_split): (usize, usize),
-    x: &[f64],
-    p: &[f64],
-    scratch: &mut Vec<f64>,
-) -> Result<Vec<f64>, Error> {
-    let garbage = f64::from_bits(0x7ff0_dead_0000_0001);
-    let (head, tail) = (x[..input_split].to_vec(), x[input_split..].to_vec());
-    let mut out_head = vec![garbage; output_split];
-    let mut out_tail = vec![garbage; code.n_outputs() - output_split];
-    let status = code.call_parts(&head, &tail, p, &mut out_head, &mut out_tail, scratch);
-    code.result(status, x.len(), p.len(), code.n_outputs())?;
-    out_head.extend(out_tail);
-    Ok(out_head)
-}
-
-/// Compiles `tape` with each of `options` and checks the JIT against the
-/// interpreter at every point: equal bits (or both NaN) on every output, or
-/// the same error. Returns how many points failed a guard.
-fn check_with(tape: &Tape, options: &[JitOptions], points: &[Point]) -> usize {
-    tape.verify()
-        .unwrap_or_else(|e| panic!("test tape does not verify: {e}\n{tape}"));
-    let expected: Vec<_> = points.iter().map(|(x, p)| interpret(tape, x, p)).collect();
-    for &o in options {
-        let code = jit::compile_with(tape, o)
-            .unwrap_or_else(|e| panic!("{o:?}: a verified tape must compile: {e}\n{tape}"));
-        let mut scratch = vec![f64::from_bits(0x4141_4141_4141_4141); code.scratch_len()];
-        let splits = (
-            o.input_split.unwrap_or(tape.n_inputs()),
-            o.output_split.unwrap_or(tape.n_outputs()),
-        );
-        for ((x, p), want) in points.iter().zip(&expected) {
-            let got = run_split(&code, splits, x, p, &mut scratch);
-            match (want, &got) {
-                (Ok(a), Ok(b)) => {
-                    assert_eq!(a.len(), b.len());
-                    for (k, (a, b)) in a.iter().zip(b).enumerate() {
-                        assert!(
-                            same(*a, *b),
-                            "{o:?}: output {k} is {b:?}, the interpreter says {a:?} \
-                             (bits {:#x} vs {:#x}) at x={x:?} p={p:?}\n{tape}",
-                            b.to_bits(),
-                            a.to_bits()
-                        );
-                    }
-                }
-                (Err(a), Err(b)) => assert_eq!(a, b, "{o:?} at x={x:?} p={p:?}\n{tape}"),
-                _ => panic!("{o:?}: interpreter {want:?}, JIT {got:?} at x={x:?} p={p:?}\n{tape}"),
-            }
-        }
+/// `t` with loop instruction `loops[k]` checkpointed by `checkpoints[k]`.
+fn checkpointed(t: Tape, loops: &[u32], checkpoints: Vec<Checkpoint>) -> Tape {
+    let mut insts = t.insts().to_vec();
+    for (k, &l) in loops.iter().enumerate() {
+        insts[l as usize].args[1] = k as u32 + 1;
     }
-    expected.iter().filter(|e| e.is_err()).count()
+    Tape::from_structured(
+        insts,
+        t.outputs().to_vec(),
+        t.n_inputs(),
+        t.n_params(),
+        t.loops().to_vec(),
+        t.arrays().to_vec(),
+    )
+    .with_checkpoints(checkpoints)
 }
 
-/// Default options, one instruction per chunk, tiny chunks with the
-/// single-pass allocator, and both buffers split in the middle, at the
-/// start and at the end.
-fn options_for(tape: &Tape) -> Vec<JitOptions> {
-    let (n, m) = (tape.n_inputs(), tape.n_outputs());
-    let d = JitOptions::default();
-    let split = |i, o| JitOptions {
-        input_split: Some(i),
-        output_split: Some(o),
-        chunk_len: 5,
-        ..d
+/// On `t` (one input, no parameter, arrays only): `x0 = input 0`, and a
+/// reverse loop of `trips` trips over `body` (inputs: the adjoint, from 1,
+/// and the state) with `writes`, checkpointed with `snapshots` snapshots
+/// of the forward `step` from `x0`; outputs the final adjoint.
+fn scalar_checkpointed(
+    mut t: Tape,
+    trips: u32,
+    snapshots: u32,
+    step: Tape,
+    body: Tape,
+    writes: Vec<Write>,
+) -> Tape {
+    let x0 = t.push(Inst::input(0));
+    let one = t.push(Inst::constant(1.0));
+    let lp = t.push_loop(Loop {
+        trips,
+        body,
+        init: vec![one],
+        invariants: vec![],
+        reads: vec![],
+        writes,
+    });
+    let adjoint = t.push(Inst::loop_out(lp, 0));
+    t.push_output(adjoint);
+    let checkpoint = Checkpoint {
+        snapshots,
+        step,
+        init: vec![x0],
+        invariants: vec![],
+        reads: vec![],
+        states: vec![0],
     };
-    vec![
-        d,
-        JitOptions { chunk_len: 1, ..d },
-        JitOptions {
-            chunk_len: 3,
-            single_pass_regalloc: true,
-            ..d
-        },
-        split(n / 2, m / 2),
-        split(0, 0),
-        split(n, m),
-        split(n / 3, m - m / 3),
-    ]
-}
-
-/// `count` points: numbers in [-2, 2), with special values (NaN, ±inf,
-/// ±0, subnormals, raw bits) mixed in at a rate from none to everywhere.
-fn points(seed: u64, tape: &Tape, count: usize) -> Vec<Point> {
-    let mut rng = SplitMix64::new(seed);
-    (0..count)
-        .map(|k| {
-            let rate = [0, 64, 8, 1][k % 4];
-            let mut draw = |n: usize| -> Vec<f64> {
-                (0..n)
-                    .map(|_| {
-                        if rate > 0 && rng.one_in(rate) {
-                            random_value(&mut rng)
-                        } else {
-                            rng.uniform(-2.0, 2.0)
-                        }
-                    })
-                    .collect()
-            };
-            (draw(tape.n_inputs()), draw(tape.n_params()))
-        })
-        .collect()
-}
-
-fn access(buffer: Buffer, offset: i64, strides: &[i64]) -> Access {
-    Access {
-        buffer,
-        offset,
-        strides: strides.to_vec(),
-    }
-}
-
-fn body_inputs(body: &mut Tape) -> Vec<u32> {
-    (0..body.n_inputs() as u32)
-        .map(|k| body.push(Inst::input(k)))
-        .collect()
-}
-
-fn bin(t: &mut Tape, op: Op, a: u32, b: u32) -> u32 {
-    t.push(Inst::binary(op, a, b))
-}
-
-fn un(t: &mut Tape, op: Op, a: u32) -> u32 {
-    t.push(Inst::unary(op, a))
+    checkpointed(t, &[lp], vec![checkpoint])
 }
 
 // ---------------------------------------------------------------------------
@@ -274,8 +197,6 @@ fn observable_schedule(trips: u32, snapshots: u32) -> Tape {
     let mut t = Tape::new(1, 0);
     let count = t.add_array(1);
     let seen = t.add_array(trips);
-    let x0 = t.push(Inst::input(0));
-    let one = t.push(Inst::constant(1.0));
 
     // The step: inputs [x]; output [sin x + x / 2], counting runs.
     let mut step = Tape::new(1, 0);
@@ -302,47 +223,11 @@ fn observable_schedule(trips: u32, snapshots: u32) -> Tape {
     body.push_output(next);
     body.push_output(x);
 
-    let lp = t.push_loop(Loop {
-        trips,
-        body,
-        init: vec![one],
-        invariants: vec![],
-        reads: vec![],
-        writes: vec![Write {
-            access: access(Buffer::Array(seen), trips as i64 - 1, &[-1]),
-            mode: WriteMode::Store,
-        }],
-    });
-    let adjoint = t.push(Inst::loop_out(lp, 0));
-    t.push_output(adjoint);
-    t.push_output_entry(Output::Slice {
-        array: count,
-        start: 0,
-        len: 1,
-    });
-    t.push_output_entry(Output::Slice {
-        array: seen,
-        start: 0,
-        len: trips,
-    });
-    let mut insts = t.insts().to_vec();
-    insts[lp as usize].args[1] = 1; // checkpoint 0
-    Tape::from_structured(
-        insts,
-        t.outputs().to_vec(),
-        1,
-        0,
-        t.loops().to_vec(),
-        t.arrays().to_vec(),
-    )
-    .with_checkpoints(vec![Checkpoint {
-        snapshots,
-        step,
-        init: vec![x0],
-        invariants: vec![],
-        reads: vec![],
-        states: vec![0],
-    }])
+    let writes = vec![write(seen, trips as i64 - 1, &[-1], WriteMode::Store)];
+    let mut t = scalar_checkpointed(t, trips, snapshots, step, body, writes);
+    slice(&mut t, count, 0, 1);
+    slice(&mut t, seen, 0, trips);
+    t
 }
 
 /// Every reverse iteration sees the right state, the adjoint is the product
@@ -385,8 +270,7 @@ fn a_schedule_driven_wrongly_shows() {
             want,
             "interpreter, l = {trips}, s = {s}"
         );
-        let options = options_for(&tape);
-        check_with(&tape, &options, &[(vec![x0], vec![])]);
+        check(&tape, &[(vec![x0], vec![])]);
         let code = jit::compile(&tape).unwrap();
         // One chunk, and the loop's advance and reverse functions.
         assert_eq!(code.n_chunks(), 1);
@@ -408,263 +292,34 @@ fn a_schedule_driven_wrongly_shows() {
 // Random loop tapes, reversed under a snapshot budget
 
 /// Random loop tapes: root loops with random trip counts (some beyond the
-/// snapshot budgets), carried values, invariants, strided reads of inputs,
-/// params and arrays, writes of both modes, `elem`/`store`, loops nested in
-/// bodies, guards (failing on NaN or large values) and calls.
-struct Gen {
-    rng: SplitMix64,
-    n_inputs: usize,
-    n_params: usize,
-    arrays: Vec<u32>,
-}
-
-const UNARY: [Op; 7] = [
-    Op::Neg,
-    Op::Abs,
-    Op::Sqrt,
-    Op::Exp,
-    Op::Sin,
-    Op::Floor,
-    Op::Tanh,
-];
-const BINARY: [Op; 8] = [
-    Op::Add,
-    Op::Sub,
-    Op::Mul,
-    Op::Div,
-    Op::Min,
-    Op::Max,
-    Op::Lt,
-    Op::Hypot,
-];
-
-impl Gen {
-    fn new(seed: u64) -> Gen {
-        let mut rng = SplitMix64::new(seed);
-        let n_inputs = 1 + rng.below(8);
-        let n_params = rng.below(3);
-        let n_arrays = rng.below(3);
-        let arrays = (0..n_arrays).map(|_| 1 + rng.below(16) as u32).collect();
-        Gen {
-            rng,
-            n_inputs,
-            n_params,
-            arrays,
-        }
-    }
-
-    fn pick(&mut self, values: &[u32]) -> u32 {
-        values[self.rng.below(values.len())]
-    }
-
-    /// An access of a random buffer (arrays only if `array_only`) inside
-    /// loops of `trips`, in bounds.
-    fn access(&mut self, trips: &[u32], array_only: bool) -> Option<Access> {
-        let mut buffers = Vec::new();
-        if !array_only {
-            buffers.push((Buffer::Input, self.n_inputs as i64));
-            if self.n_params > 0 {
-                buffers.push((Buffer::Param, self.n_params as i64));
-            }
-        }
-        for (k, &len) in self.arrays.iter().enumerate() {
-            buffers.push((Buffer::Array(k as u32), len as i64));
-        }
-        if buffers.is_empty() {
-            return None;
-        }
-        let (buffer, len) = buffers[self.rng.below(buffers.len())];
-        for attempt in 0..6 {
-            let strides: Vec<i64> = trips
-                .iter()
-                .map(|_| {
-                    if attempt == 5 {
-                        0
-                    } else {
-                        [-1, 0, 0, 1, 1][self.rng.below(5)]
-                    }
-                })
-                .collect();
-            let (lo, hi) = access(buffer, 0, &strides).range(trips);
-            if hi - lo < len {
-                let offset = -lo + self.rng.below((len - (hi - lo)) as usize) as i64;
-                return Some(access(buffer, offset, &strides));
-            }
-        }
-        unreachable!("zero strides always fit")
-    }
-
-    /// A loop inside loops of `outer` trips, whose enclosing tape has `values`.
-    fn random_loop(&mut self, outer: &[u32], values: &[u32], depth: usize) -> Loop {
-        let trips = if outer.is_empty() {
-            [1, 2, 3, 5, 8, 17, 40, 100][self.rng.below(8)]
-        } else {
-            [1, 2, 3, 4][self.rng.below(4)]
-        };
-        self.random_loop_with(outer, values, depth, trips, 0)
-    }
-
-    /// [`Gen::random_loop`] of `trips` trips whose body has `extra` more
-    /// inputs after its reads (a checkpoint's states).
-    fn random_loop_with(
-        &mut self,
-        outer: &[u32],
-        values: &[u32],
-        depth: usize,
-        trips: u32,
-        extra: usize,
-    ) -> Loop {
-        let mut trips_all = outer.to_vec();
-        trips_all.push(trips);
-        let n_carried = 1 + self.rng.below(3);
-        let n_inv = self.rng.below(3);
-        let n_reads = self.rng.below(3);
-        let init = (0..n_carried).map(|_| self.pick(values)).collect();
-        let invariants = (0..n_inv).map(|_| self.pick(values)).collect();
-        let reads: Vec<Access> = (0..n_reads)
-            .filter_map(|_| self.access(&trips_all, false))
-            .collect();
-        let mut body = Tape::new(n_carried + n_inv + reads.len() + extra, self.n_params);
-        let mut vals = body_inputs(&mut body);
-        let count = 2 + self.rng.below(8);
-        self.fill(&mut body, &mut vals, &trips_all, depth, count);
-        for k in 0..n_carried {
-            // Mostly a function of the same carried value, so that states
-            // flow from one iteration to the next.
-            let v = if self.rng.one_in(3) {
-                self.pick(&vals)
-            } else {
-                let a = self.pick(&vals);
-                let t = bin(&mut body, Op::Mul, a, vals[k]);
-                let half = body.push(Inst::constant(0.5));
-                let t = bin(&mut body, Op::Mul, t, half);
-                bin(&mut body, Op::Add, vals[k], t)
-            };
-            body.push_output(v);
-        }
-        let n_writes = if self.arrays.is_empty() {
-            0
-        } else {
-            self.rng.below(3)
-        };
-        let writes: Vec<Write> = (0..n_writes)
-            .filter_map(|_| {
-                let a = self.access(&trips_all, true)?;
-                let mode = if self.rng.one_in(2) {
-                    WriteMode::Add
-                } else {
-                    WriteMode::Store
-                };
-                Some(Write { access: a, mode })
-            })
-            .collect();
-        for _ in &writes {
-            let v = self.pick(&vals);
-            body.push_output(v);
-        }
-        Loop {
-            trips,
-            body,
-            init,
-            invariants,
-            reads,
-            writes,
-        }
-    }
-
-    /// Appends `count` random instructions to `t` (a body inside loops of
-    /// `trips`, or the root if empty), adding the new values to `vals`.
-    fn fill(
-        &mut self,
-        t: &mut Tape,
-        vals: &mut Vec<u32>,
-        trips: &[u32],
-        depth: usize,
-        count: usize,
-    ) {
-        for _ in 0..count {
-            let choice = self.rng.below(20);
-            let v = match choice {
-                0..=6 => {
-                    let op = BINARY[self.rng.below(BINARY.len())];
-                    let (a, b) = (self.pick(vals), self.pick(vals));
-                    bin(t, op, a, b)
-                }
-                7..=9 => {
-                    let op = UNARY[self.rng.below(UNARY.len())];
-                    let a = self.pick(vals);
-                    un(t, op, a)
-                }
-                10 if self.n_params > 0 => {
-                    t.push(Inst::param(self.rng.below(self.n_params) as u32))
-                }
-                11 => t.push(Inst::constant(self.rng.uniform(-2.0, 2.0))),
-                12 => {
-                    let (c, a, b) = (self.pick(vals), self.pick(vals), self.pick(vals));
-                    t.push(Inst::ternary(Op::Select, c, a, b))
-                }
-                13 | 14 if !self.arrays.is_empty() => {
-                    let k = self.rng.below(self.arrays.len());
-                    let e = self.rng.below(self.arrays[k] as usize) as u32;
-                    if choice == 13 {
-                        t.push(Inst::elem(k as u32, e))
-                    } else {
-                        let v = self.pick(vals);
-                        t.push(Inst::store(k as u32, e, v));
-                        continue;
-                    }
-                }
-                15 => {
-                    // Fails where the value is NaN, or where it is large.
-                    let a = self.pick(vals);
-                    let cond = if self.rng.one_in(2) {
-                        bin(t, Op::Eq, a, a)
-                    } else {
-                        let big = t.push(Inst::constant(50.0));
-                        let abs = un(t, Op::Abs, a);
-                        bin(t, Op::Lt, abs, big)
-                    };
-                    t.push(Inst::guard(cond, true));
-                    continue;
-                }
-                16 if depth < 2 => {
-                    let lp = self.random_loop(trips, vals, depth + 1);
-                    let n = lp.n_carried() as u32;
-                    let l = t.push_loop(lp);
-                    for k in 0..n {
-                        vals.push(t.push(Inst::loop_out(l, k)));
-                    }
-                    continue;
-                }
-                _ => {
-                    let (a, b) = (self.pick(vals), self.pick(vals));
-                    bin(t, Op::Add, a, b)
-                }
-            };
-            vals.push(v);
-        }
-    }
-}
+/// snapshot budgets), carried values that mostly feed themselves,
+/// invariants, strided reads of inputs, params and arrays, writes of both
+/// modes, `elem`/`store`, loops nested in bodies, guards (failing on NaN or
+/// large values) and calls.
+static CHECKPOINT: Profile = Profile {
+    inputs: 8,
+    params: 3,
+    arrays: 3,
+    left_out: &[Op::Round, Op::Same],
+    strides: &[-1, 0, 0, 1, 1],
+    root_trips: &[1, 2, 3, 5, 8, 17, 40, 100],
+    nested_trips: &[1, 2, 3, 4],
+    max_work: u32::MAX,
+    carried: (1, 3),
+    reads: 3,
+    body_len: 8,
+    mix_carried: true,
+    writes_drawn_first: false,
+    binary_slots: 7,
+    nest_slots: 1,
+    max_depth: 2,
+};
 
 /// A random tape of one to three root loops, with straight code around them.
 fn random_loop_tape(seed: u64) -> Tape {
-    let mut g = Gen::new(seed);
-    let mut t = Tape::new(g.n_inputs, g.n_params);
-    for &len in &g.arrays.clone() {
-        t.add_array(len);
-    }
-    let mut vals: Vec<u32> = (0..g.n_inputs.min(4))
-        .map(|i| t.push(Inst::input(i as u32)))
-        .collect();
-    for _ in 0..1 + g.rng.below(3) {
-        g.fill(&mut t, &mut vals, &[], 0, 2);
-        let lp = g.random_loop(&[], &vals, 0);
-        let n = lp.n_carried() as u32;
-        let l = t.push_loop(lp);
-        for k in 0..n {
-            vals.push(t.push(Inst::loop_out(l, k)));
-        }
-    }
+    let mut g = Gen::new(seed, &CHECKPOINT);
+    let (mut t, mut vals) = g.root();
+    g.root_loops(&mut t, &mut vals, 2, |g, vals| g.random_loop(&[], vals, 0));
     g.fill(&mut t, &mut vals, &[], 0, 2);
     let last = *vals.last().unwrap();
     t.push_output(last);
@@ -694,11 +349,7 @@ fn random_checkpointed_gradients_agree() {
         checkpointed += g.checkpoints().len();
         let pts = points(seed, &g, 8);
         points_run += pts.len();
-        let mut rng = SplitMix64::new(seed ^ 0x5eed);
-        let mut options = options_for(&g);
-        for o in options.iter_mut() {
-            o.chunk_len = 1 + rng.below(60);
-        }
+        let options = options_with_random_chunks(&g, seed ^ 0x5eed, 60);
         failures += check_with(&g, &options[seed as usize % 7..][..1], &pts);
         let o = tapejit::opt::optimize(&g).unwrap();
         check_with(&o, &options_for(&o)[(seed as usize + 3) % 7..][..1], &pts);
@@ -734,82 +385,45 @@ fn random_checkpointed_gradients_agree() {
 /// states), so that guards fail inside the step and the reverse body too,
 /// next to plain loops and straight code.
 fn random_checkpointed_tape(seed: u64) -> Tape {
-    let mut g = Gen::new(seed);
-    let mut t = Tape::new(g.n_inputs, g.n_params);
-    for &len in &g.arrays.clone() {
-        t.add_array(len);
-    }
-    let mut vals: Vec<u32> = (0..g.n_inputs.min(4))
-        .map(|i| t.push(Inst::input(i as u32)))
-        .collect();
-    let mut checkpoints = Vec::new();
-    let mut checkpointed = Vec::new();
-    for _ in 0..1 + g.rng.below(3) {
-        g.fill(&mut t, &mut vals, &[], 0, 2);
-        let plain = g.rng.one_in(3);
-        let lp = if plain {
-            g.random_loop(&[], &vals, 0)
-        } else {
-            let fwd = g.random_loop(&[], &vals, 0);
-            let m = fwd.n_carried();
-            let step = Tape::from_structured(
-                fwd.body.insts().to_vec(),
-                fwd.body.outputs()[..m].to_vec(),
-                fwd.body.n_inputs(),
-                g.n_params,
-                fwd.body.loops().to_vec(),
-                Vec::new(),
-            );
-            let states: Vec<u32> = (0..g.rng.below(4)).map(|_| g.rng.below(m) as u32).collect();
-            let rev = g.random_loop_with(&[], &vals, 0, fwd.trips, states.len());
-            checkpoints.push(Checkpoint {
-                snapshots: 1 + g.rng.below(5) as u32,
-                step,
-                init: fwd.init,
-                invariants: fwd.invariants,
-                reads: fwd.reads,
-                states,
-            });
-            rev
-        };
-        let n = lp.n_carried() as u32;
-        let l = t.push_loop(lp);
-        if !plain {
-            checkpointed.push(l);
+    let mut g = Gen::new(seed, &CHECKPOINT);
+    let (mut t, mut vals) = g.root();
+    // Per root loop: its checkpoint, if it has one.
+    let mut schedules = Vec::new();
+    let loops = g.root_loops(&mut t, &mut vals, 2, |g, vals| {
+        if g.rng.one_in(3) {
+            schedules.push(None);
+            return g.random_loop(&[], vals, 0);
         }
-        for k in 0..n {
-            vals.push(t.push(Inst::loop_out(l, k)));
-        }
-    }
+        let fwd = g.random_loop(&[], vals, 0);
+        let m = fwd.n_carried();
+        let step = Tape::from_structured(
+            fwd.body.insts().to_vec(),
+            fwd.body.outputs()[..m].to_vec(),
+            fwd.body.n_inputs(),
+            g.n_params,
+            fwd.body.loops().to_vec(),
+            Vec::new(),
+        );
+        let states: Vec<u32> = (0..g.rng.below(4)).map(|_| g.rng.below(m) as u32).collect();
+        let rev = g.random_loop_with(&[], vals, 0, fwd.trips, states.len());
+        schedules.push(Some(Checkpoint {
+            snapshots: 1 + g.rng.below(5) as u32,
+            step,
+            init: fwd.init,
+            invariants: fwd.invariants,
+            reads: fwd.reads,
+            states,
+        }));
+        rev
+    });
     g.fill(&mut t, &mut vals, &[], 0, 2);
-    for _ in 0..1 + g.rng.below(3) {
-        let v = g.pick(&vals);
-        t.push_output(v);
-    }
-    for (k, &len) in g.arrays.clone().iter().enumerate() {
-        if g.rng.one_in(2) {
-            let start = g.rng.below(len as usize) as u32;
-            let n = g.rng.below((len - start) as usize + 1) as u32;
-            t.push_output_entry(Output::Slice {
-                array: k as u32,
-                start,
-                len: n,
-            });
-        }
-    }
-    let mut insts = t.insts().to_vec();
-    for (k, &l) in checkpointed.iter().enumerate() {
-        insts[l as usize].args[1] = k as u32 + 1;
-    }
-    Tape::from_structured(
-        insts,
-        t.outputs().to_vec(),
-        g.n_inputs,
-        g.n_params,
-        t.loops().to_vec(),
-        t.arrays().to_vec(),
-    )
-    .with_checkpoints(checkpoints)
+    g.outputs(&mut t, &vals);
+    let (loops, checkpoints): (Vec<u32>, Vec<Checkpoint>) = loops
+        .into_iter()
+        .zip(schedules)
+        .filter_map(|(l, c)| Some((l, c?)))
+        .unzip();
+    checkpointed(t, &loops, checkpoints)
 }
 
 /// Guards fail in forward steps and reverse bodies alike: the JIT reports
@@ -824,11 +438,7 @@ fn random_checkpointed_loops_agree_guards_included() {
         checkpointed += t.checkpoints().len();
         let pts = points(seed, &t, 8);
         points_run += pts.len();
-        let mut rng = SplitMix64::new(seed ^ 0xc0de);
-        let mut options = options_for(&t);
-        for o in options.iter_mut() {
-            o.chunk_len = 1 + rng.below(60);
-        }
+        let options = options_with_random_chunks(&t, seed ^ 0xc0de, 60);
         failures += check_with(&t, &options[seed as usize % 7..][..1], &pts);
     }
     let summary = format!(
@@ -843,55 +453,24 @@ fn random_checkpointed_loops_agree_guards_included() {
 /// `x < step_limit` in the step and `x < body_limit` in the reverse body
 /// (on the state it reads): output the final adjoint `1.5^trips`.
 fn guarded_schedule(trips: u32, s: u32, step_limit: f64, body_limit: f64) -> Tape {
-    let mut t = Tape::new(1, 0);
-    let x0 = t.push(Inst::input(0));
-    let one = t.push(Inst::constant(1.0));
+    // Guards `x < limit`, then outputs `1.5 v`.
+    fn guarded_times(t: &mut Tape, x: u32, limit: f64, v: u32) {
+        let limit = t.push(Inst::constant(limit));
+        let ok = bin(t, Op::Lt, x, limit);
+        t.push(Inst::guard(ok, true));
+        let k = t.push(Inst::constant(1.5));
+        let next = bin(t, Op::Mul, v, k);
+        t.push_output(next);
+    }
     let mut step = Tape::new(1, 0);
     let x = step.push(Inst::input(0));
-    let limit = step.push(Inst::constant(step_limit));
-    let ok = bin(&mut step, Op::Lt, x, limit);
-    step.push(Inst::guard(ok, true));
-    let k = step.push(Inst::constant(1.5));
-    let next = bin(&mut step, Op::Mul, x, k);
-    step.push_output(next);
+    guarded_times(&mut step, x, step_limit, x);
     let mut body = Tape::new(2, 0);
     let [a, x] = body_inputs(&mut body)[..] else {
         unreachable!()
     };
-    let limit = body.push(Inst::constant(body_limit));
-    let ok = bin(&mut body, Op::Lt, x, limit);
-    body.push(Inst::guard(ok, true));
-    let k = body.push(Inst::constant(1.5));
-    let next = bin(&mut body, Op::Mul, a, k);
-    body.push_output(next);
-    let lp = t.push_loop(Loop {
-        trips,
-        body,
-        init: vec![one],
-        invariants: vec![],
-        reads: vec![],
-        writes: vec![],
-    });
-    let adjoint = t.push(Inst::loop_out(lp, 0));
-    t.push_output(adjoint);
-    let mut insts = t.insts().to_vec();
-    insts[lp as usize].args[1] = 1;
-    Tape::from_structured(
-        insts,
-        t.outputs().to_vec(),
-        1,
-        0,
-        t.loops().to_vec(),
-        Vec::new(),
-    )
-    .with_checkpoints(vec![Checkpoint {
-        snapshots: s,
-        step,
-        init: vec![x0],
-        invariants: vec![],
-        reads: vec![],
-        states: vec![0],
-    }])
+    guarded_times(&mut body, x, body_limit, a);
+    scalar_checkpointed(Tape::new(1, 0), trips, s, step, body, vec![])
 }
 
 /// A guard failing in the forward step (instruction 3 of the step) or in
@@ -910,7 +489,7 @@ fn guards_fail_in_the_step_and_in_the_reverse_body() {
     ] {
         for s in [1, 2, 5, 40] {
             let tape = guarded_schedule(40, s, step_limit, body_limit);
-            let failures = check_with(&tape, &options_for(&tape), &[(vec![x0], vec![])]);
+            let failures = check(&tape, &[(vec![x0], vec![])]);
             let got = interpret(&tape, &[x0], &[]);
             match instr {
                 None => {

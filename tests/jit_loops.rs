@@ -10,16 +10,17 @@
 //! deep), `arrays` (writes of both modes, `elem`/`store`, slices), `control`
 //! (guards in bodies, one-trip loops, bodies beyond a chunk, input splits
 //! inside strided ranges), `random` (random loop tapes, before and after the
-//! optimizer). Here: the harness, the check that loops stay machine loops,
-//! and an ignored timing (`cargo test --release --test jit_loops --
-//! --ignored --nocapture`).
+//! optimizer). The harness, the builders and the random generator are in
+//! `loops_common/`, shared with `tests/jit_checkpoint.rs`. Here: the check
+//! that loops stay machine loops, and an ignored timing (`cargo test
+//! --release --test jit_loops -- --ignored --nocapture`).
 
-use tapejit::ir::random::{random_value, Choices};
-use tapejit::ir::semantics::same;
-use tapejit::ir::{Access, Buffer, Inst, Loop, Op, Output, Tape, Write, WriteMode};
-use tapejit::jit::{self, JitFunction, JitOptions};
-use tapejit::suite::SplitMix64;
+use tapejit::ir::{Buffer, Inst, Loop, Op, Tape, WriteMode};
+use tapejit::jit::{self, JitOptions};
 use tapejit::{interp, Error};
+
+mod loops_common;
+use loops_common::*;
 
 #[path = "jit_loops/arrays.rs"]
 mod arrays;
@@ -29,167 +30,6 @@ mod control;
 mod nests;
 #[path = "jit_loops/random.rs"]
 mod random;
-
-type Point = (Vec<f64>, Vec<f64>);
-
-fn interpret(tape: &Tape, x: &[f64], p: &[f64]) -> Result<Vec<f64>, Error> {
-    let mut out = vec![0.0; tape.n_outputs()];
-    interp::eval(tape, x, p, &mut Vec::new(), &mut out).map(|()| out)
-}
-
-/// Runs `code` with `scratch` as left by earlier calls, the inputs and
-/// outputs each in two separate allocations split as compiled (so that
-/// reading one buffer for the other cannot go unnoticed).
-fn run_split(
-    code: &JitFunction,
-    (input_split, output_split): (usize, usize),
-    x: &[f64],
-    p: &[f64],
-    scratch: &mut Vec<f64>,
-) -> Result<Vec<f64>, Error> {
-    let garbage = f64::from_bits(0x7ff0_dead_0000_0001);
-    let (head, tail) = (x[..input_split].to_vec(), x[input_split..].to_vec());
-    let mut out_head = vec![garbage; output_split];
-    let mut out_tail = vec![garbage; code.n_outputs() - output_split];
-    let status = code.call_parts(&head, &tail, p, &mut out_head, &mut out_tail, scratch);
-    code.result(status, x.len(), p.len(), code.n_outputs())?;
-    out_head.extend(out_tail);
-    Ok(out_head)
-}
-
-/// [`run_split`] with the default splits (everything in the head buffers).
-fn run(
-    code: &JitFunction,
-    x: &[f64],
-    p: &[f64],
-    scratch: &mut Vec<f64>,
-) -> Result<Vec<f64>, Error> {
-    run_split(code, (x.len(), code.n_outputs()), x, p, scratch)
-}
-
-/// Compiles `tape` with each of `options` and checks the JIT against the
-/// interpreter at every point: equal bits (or both NaN) on every output, or
-/// the same error. Returns how many points failed a guard.
-fn check_with(tape: &Tape, options: &[JitOptions], points: &[Point]) -> usize {
-    tape.verify()
-        .unwrap_or_else(|e| panic!("test tape does not verify: {e}\n{tape}"));
-    let expected: Vec<_> = points.iter().map(|(x, p)| interpret(tape, x, p)).collect();
-    for &o in options {
-        let code = jit::compile_with(tape, o)
-            .unwrap_or_else(|e| panic!("{o:?}: a verified tape must compile: {e}\n{tape}"));
-        // Garbage where arrays live: an element that should be -0.0 but was
-        // not reset shows at once.
-        let mut scratch = vec![f64::from_bits(0x4141_4141_4141_4141); code.scratch_len()];
-        let splits = (
-            o.input_split.unwrap_or(tape.n_inputs()),
-            o.output_split.unwrap_or(tape.n_outputs()),
-        );
-        for ((x, p), want) in points.iter().zip(&expected) {
-            let got = run_split(&code, splits, x, p, &mut scratch);
-            match (want, &got) {
-                (Ok(a), Ok(b)) => {
-                    assert_eq!(a.len(), b.len());
-                    for (k, (a, b)) in a.iter().zip(b).enumerate() {
-                        assert!(
-                            same(*a, *b),
-                            "{o:?}: output {k} is {b:?}, the interpreter says {a:?} \
-                             (bits {:#x} vs {:#x}) at x={x:?} p={p:?}\n{tape}",
-                            b.to_bits(),
-                            a.to_bits()
-                        );
-                    }
-                }
-                (Err(a), Err(b)) => assert_eq!(a, b, "{o:?} at x={x:?} p={p:?}\n{tape}"),
-                _ => panic!("{o:?}: interpreter {want:?}, JIT {got:?} at x={x:?} p={p:?}\n{tape}"),
-            }
-        }
-    }
-    expected.iter().filter(|e| e.is_err()).count()
-}
-
-/// The usual option sets: default, one instruction per chunk, tiny chunks
-/// with the single-pass allocator, and both buffers split in the middle,
-/// at the start and at the end.
-fn options_for(tape: &Tape) -> Vec<JitOptions> {
-    let (n, m) = (tape.n_inputs(), tape.n_outputs());
-    let d = JitOptions::default();
-    let split = |i, o| JitOptions {
-        input_split: Some(i),
-        output_split: Some(o),
-        chunk_len: 5,
-        ..d
-    };
-    vec![
-        d,
-        JitOptions { chunk_len: 1, ..d },
-        JitOptions {
-            chunk_len: 3,
-            single_pass_regalloc: true,
-            ..d
-        },
-        split(n / 2, m / 2),
-        split(0, 0),
-        split(n, m),
-        split(n / 3, m - m / 3),
-    ]
-}
-
-fn check(tape: &Tape, points: &[Point]) -> usize {
-    check_with(tape, &options_for(tape), points)
-}
-
-/// `count` points for `tape`: ordinary numbers in [-2, 2), with special
-/// values (NaN of either sign, ±inf, ±0, subnormals, raw bits) mixed in at
-/// a rate that varies from none to everywhere.
-fn points(seed: u64, tape: &Tape, count: usize) -> Vec<Point> {
-    let mut rng = SplitMix64::new(seed);
-    (0..count)
-        .map(|k| {
-            let rate = [0, 64, 8, 1][k % 4];
-            let mut draw = |n: usize| -> Vec<f64> {
-                (0..n)
-                    .map(|_| {
-                        if rate > 0 && rng.one_in(rate) {
-                            random_value(&mut rng)
-                        } else {
-                            rng.uniform(-2.0, 2.0)
-                        }
-                    })
-                    .collect()
-            };
-            (draw(tape.n_inputs()), draw(tape.n_params()))
-        })
-        .collect()
-}
-
-fn access(buffer: Buffer, offset: i64, strides: &[i64]) -> Access {
-    Access {
-        buffer,
-        offset,
-        strides: strides.to_vec(),
-    }
-}
-
-fn write(array: u32, offset: i64, strides: &[i64], mode: WriteMode) -> Write {
-    Write {
-        access: access(Buffer::Array(array), offset, strides),
-        mode,
-    }
-}
-
-fn body_inputs(body: &mut Tape) -> Vec<u32> {
-    (0..body.n_inputs() as u32)
-        .map(|k| body.push(Inst::input(k)))
-        .collect()
-}
-
-fn bin(t: &mut Tape, op: Op, a: u32, b: u32) -> u32 {
-    t.push(Inst::binary(op, a, b))
-}
-
-fn un(t: &mut Tape, op: Op, a: u32) -> u32 {
-    t.push(Inst::unary(op, a))
-}
 
 /// A loop is a machine loop: its code does not grow with the trip count
 /// (only the immediate of the trip count may take a longer encoding).
@@ -213,28 +53,7 @@ fn timing_of_a_million_trip_reduction() {
     use std::time::Instant;
     let n = 1_000_000u32;
     // Without the running-sum array: the reduction alone.
-    let mut body = Tape::new(3, 0);
-    let [s, a, b] = body_inputs(&mut body)[..] else {
-        unreachable!()
-    };
-    let p = bin(&mut body, Op::Mul, a, b);
-    let next = bin(&mut body, Op::Add, s, p);
-    body.push_output(next);
-    let mut t = Tape::new(n as usize + 1, 0);
-    let zero = t.push(Inst::constant(-0.0));
-    let lp = t.push_loop(Loop {
-        trips: n,
-        body,
-        init: vec![zero],
-        invariants: vec![],
-        reads: vec![
-            access(Buffer::Input, 0, &[1]),
-            access(Buffer::Input, 1, &[1]),
-        ],
-        writes: vec![],
-    });
-    let total = t.push(Inst::loop_out(lp, 0));
-    t.push_output(total);
+    let t = nests::shifted_dot_with(n, None);
     let x: Vec<f64> = (0..=n).map(|i| (i as f64 * 1e-3).sin()).collect();
     let best = |f: &mut dyn FnMut() -> f64| {
         let mut best = f64::INFINITY;
@@ -273,7 +92,7 @@ fn timing_of_a_million_trip_reduction() {
     // stored (nothing to reset), or added (every element reset first).
     let mut lines = Vec::new();
     for mode in [WriteMode::Store, WriteMode::Add] {
-        let t2 = nests::shifted_dot_writing(n, mode);
+        let t2 = nests::shifted_dot_with(n, Some(mode));
         let code2 = jit::compile(&t2).unwrap();
         let mut out2 = vec![0.0; n as usize + 1];
         let (jit2, _) = best(&mut || {

@@ -34,11 +34,7 @@ fn overlapping_add_and_store_writes_apply_in_order() {
             write(z, 0, &[0], WriteMode::Add),
         ],
     });
-    t.push_output_entry(Output::Slice {
-        array: z,
-        start: 0,
-        len: n + 1,
-    });
+    slice(&mut t, z, 0, n + 1);
     check(&t, &points(400, &t, 40));
     let code = jit::compile(&t).unwrap();
     assert_eq!(
@@ -145,11 +141,7 @@ fn elem_and_store_in_bodies_and_at_the_root() {
     for v in [before, after, last, c] {
         t.push_output(v);
     }
-    t.push_output_entry(Output::Slice {
-        array: a,
-        start: 1,
-        len: 5,
-    });
+    slice(&mut t, a, 1, 5);
     check(&t, &points(600, &t, 40));
 }
 

@@ -49,11 +49,7 @@ fn guarded() -> Tape {
     let ok = bin(&mut t, Op::Lt, s, big);
     t.push(Inst::guard(ok, true));
     t.push_output(s);
-    t.push_output_entry(Output::Slice {
-        array: a,
-        start: 0,
-        len: n + 1,
-    });
+    slice(&mut t, a, 0, n + 1);
     t
 }
 
@@ -166,16 +162,8 @@ fn loops_of_one_trip() {
         writes: vec![write(b, 0, &[3], WriteMode::Store)],
     });
     t.push_output(r);
-    t.push_output_entry(Output::Slice {
-        array: a,
-        start: 0,
-        len: 4,
-    });
-    t.push_output_entry(Output::Slice {
-        array: b,
-        start: 0,
-        len: 2,
-    });
+    slice(&mut t, a, 0, 4);
+    slice(&mut t, b, 0, 2);
     check(&t, &points(900, &t, 40));
 }
 
@@ -235,11 +223,7 @@ fn bodies_larger_than_a_chunk_stay_whole() {
     t.push_output(after);
     t.push_output(out);
     t.push_output(before);
-    t.push_output_entry(Output::Slice {
-        array: arr,
-        start: 0,
-        len: 5,
-    });
+    slice(&mut t, arr, 0, 5);
     assert!(t.static_len() > 300);
     for chunk_len in [1, 7, 50, 200] {
         let o = JitOptions {
@@ -312,11 +296,7 @@ fn the_input_split_may_fall_inside_strided_ranges() {
     });
     let s = t.push(Inst::loop_out(lp, 0));
     t.push_output(s);
-    t.push_output_entry(Output::Slice {
-        array: arr,
-        start: 0,
-        len: 6,
-    });
+    slice(&mut t, arr, 0, 6);
     let options: Vec<JitOptions> = (0..=n)
         .map(|i| JitOptions {
             input_split: Some(i),

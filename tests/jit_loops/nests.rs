@@ -5,11 +5,12 @@ use super::*;
 /// `s = Σ_{i<n} x[i] * x[i+1]` (a carried sum), the running sums stored in
 /// an array output as a slice, and `s` itself.
 pub(crate) fn shifted_dot(n: u32) -> Tape {
-    shifted_dot_writing(n, WriteMode::Store)
+    shifted_dot_with(n, Some(WriteMode::Store))
 }
 
-/// [`shifted_dot`] with the running sums written in `mode`.
-pub(crate) fn shifted_dot_writing(n: u32, mode: WriteMode) -> Tape {
+/// `s = Σ_{i<n} x[i] * x[i+1]` as the first output; with `mode`, the
+/// running sums written in that mode to an array output as a slice after it.
+pub(crate) fn shifted_dot_with(n: u32, mode: Option<WriteMode>) -> Tape {
     let mut body = Tape::new(3, 0);
     let [s, a, b] = body_inputs(&mut body)[..] else {
         unreachable!()
@@ -17,9 +18,11 @@ pub(crate) fn shifted_dot_writing(n: u32, mode: WriteMode) -> Tape {
     let p = bin(&mut body, Op::Mul, a, b);
     let next = bin(&mut body, Op::Add, s, p);
     body.push_output(next);
-    body.push_output(next);
     let mut t = Tape::new(n as usize + 1, 0);
-    let y = t.add_array(n);
+    let y = mode.map(|mode| (t.add_array(n), mode));
+    if y.is_some() {
+        body.push_output(next); // the running sum, written
+    }
     let zero = t.push(Inst::constant(-0.0));
     let lp = t.push_loop(Loop {
         trips: n,
@@ -30,16 +33,51 @@ pub(crate) fn shifted_dot_writing(n: u32, mode: WriteMode) -> Tape {
             access(Buffer::Input, 0, &[1]),
             access(Buffer::Input, 1, &[1]),
         ],
-        writes: vec![write(y, 0, &[1], mode)],
+        writes: y
+            .map(|(y, mode)| write(y, 0, &[1], mode))
+            .into_iter()
+            .collect(),
     });
     let total = t.push(Inst::loop_out(lp, 0));
     t.push_output(total);
-    t.push_output_entry(Output::Slice {
-        array: y,
-        start: 0,
-        len: n,
-    });
+    if let Some((y, _)) = y {
+        slice(&mut t, y, 0, n);
+    }
     t
+}
+
+/// The interpreter alone on [`shifted_dot`]: the carried sum and the
+/// running sums written.
+#[test]
+fn the_interpreter_runs_bodies_with_carried_values_reads_and_writes() {
+    let n = 5;
+    let t = shifted_dot(n);
+    t.verify().unwrap();
+    let x: Vec<f64> = (0..=n).map(|i| 1.0 + i as f64 * 0.5).collect();
+    let mut out = vec![0.0; 1 + n as usize];
+    interp::eval(&t, &x, &[], &mut Vec::new(), &mut out).unwrap();
+    let mut s = -0.0;
+    for i in 0..n as usize {
+        s += x[i] * x[i + 1];
+        assert_eq!(out[1 + i], s);
+    }
+    assert_eq!(out[0], s);
+}
+
+#[test]
+fn the_verifier_rejects_accesses_outside_their_buffer() {
+    let mut t = shifted_dot(5);
+    assert!(t.verify().is_ok());
+    t = Tape::from_structured(
+        t.insts().to_vec(),
+        t.outputs().to_vec(),
+        5, // one input short: x[i + 1] reads past the end
+        0,
+        t.loops().to_vec(),
+        t.arrays().to_vec(),
+    );
+    let err = t.verify().unwrap_err().to_string();
+    assert!(err.contains("leaves the buffer"), "{err}");
 }
 
 #[test]
@@ -168,16 +206,8 @@ pub(crate) fn matrix_vector(m: u32, n: u32) -> Tape {
     });
     let total = t.push(Inst::loop_out(lp, 0));
     t.push_output(total);
-    t.push_output_entry(Output::Slice {
-        array: ya,
-        start: 0,
-        len: m,
-    });
-    t.push_output_entry(Output::Slice {
-        array: za,
-        start: 0,
-        len: m,
-    });
+    slice(&mut t, ya, 0, m);
+    slice(&mut t, za, 0, m);
     t
 }
 
@@ -289,16 +319,8 @@ fn three_deep() -> Tape {
     });
     let r = t.push(Inst::loop_out(lp, 0));
     t.push_output(r);
-    t.push_output_entry(Output::Slice {
-        array: acc,
-        start: 0,
-        len: t0 + t1 - 1,
-    });
-    t.push_output_entry(Output::Slice {
-        array: each,
-        start: 0,
-        len: t0 * t1,
-    });
+    slice(&mut t, acc, 0, t0 + t1 - 1);
+    slice(&mut t, each, 0, t0 * t1);
     t
 }
 
