@@ -50,8 +50,9 @@ pub struct Options {
     /// Run the exact optimizer ([`crate::opt::optimize`]) on the traced tape
     /// and on every derived tape (default `true`).
     pub optimize: bool,
-    /// Let the optimizer roll repeated code into loops (default `true`;
-    /// only with `optimize`, see [`crate::opt::optimize`]).
+    /// Let the optimizer roll repeated code of the traced tape into loops
+    /// (default `true`; only with `optimize`, see [`crate::opt::optimize`]);
+    /// derived tapes inherit the loops.
     pub reroll: bool,
     /// The backend of the evaluation methods (default [`Engine::Auto`]).
     pub engine: Engine,
@@ -182,8 +183,11 @@ impl Function {
 
     /// A derived tape, optimized if this function optimizes.
     fn derived(&self, tape: Tape, input_split: usize, output_split: usize) -> Prepared {
+        // Derived tapes are not rerolled: a rolled primal gives rolled
+        // derivatives already, and the derivatives of a primal too short to
+        // roll are faster straight.
         let tape = if self.options.optimize {
-            opt::optimize_verified_with(&tape, self.options.reroll)
+            opt::optimize_verified_with(&tape, false)
         } else {
             tape
         };
