@@ -611,8 +611,12 @@ fn the_dense_network_gradient_rolls_exactly() {
     let rolled = opt::reroll(&tape).unwrap();
     // The point it was found at: the network's weights and data.
     let mut rng = tapejit::rng::SplitMix64::new(3);
-    let w: Vec<f64> = (0..tape.n_inputs()).map(|_| rng.uniform(-0.3, 0.3)).collect();
-    let p: Vec<f64> = (0..tape.n_params()).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let w: Vec<f64> = (0..tape.n_inputs())
+        .map(|_| rng.uniform(-0.3, 0.3))
+        .collect();
+    let p: Vec<f64> = (0..tape.n_params())
+        .map(|_| rng.uniform(-1.0, 1.0))
+        .collect();
     let mut points = random_points(17, &tape, 8);
     points.push((w, p));
     assert_exact(&tape, &rolled, &points);
