@@ -23,8 +23,8 @@
 
 use super::classify::{classify, Template};
 use super::level::{same_strides, FastMap, Level, Shared};
-use crate::ir::Op;
-use std::collections::BTreeMap;
+use crate::ir::{Buffer, Op};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Window lengths of the candidate search.
 const WINDOWS: [usize; 3] = [2, 8, 32];
@@ -239,16 +239,45 @@ fn best_start(level: &Level<'_>, r0: usize, r1: usize, d: usize) -> usize {
 }
 
 /// A largest-coverage-first choice of non-overlapping candidates, in tape order.
-pub(super) fn select(mut cands: Vec<Template>) -> Vec<Template> {
+///
+/// Two candidates also conflict when one reads an array (a strided read
+/// absorbed from `elem`s before its segment, addressed by position in the
+/// level as it is) whose writer is in the other's segment: rolling the
+/// other shares that array between its iterations (scratch, overwritten
+/// by each) or stops writing it, so the read would see another iteration's
+/// values. The next round rolls it with the values recovered after the loop.
+pub(super) fn select(level: &Level<'_>, mut cands: Vec<Template>) -> Vec<Template> {
     cands.sort_by(|x, y| (y.trips * y.d).cmp(&(x.trips * x.d)).then(x.a.cmp(&y.a)));
+    // Writers of the arrays a candidate reads.
+    let read_writers = |c: &Template| -> Vec<usize> {
+        c.reads
+            .iter()
+            .filter_map(|r| match r.buffer {
+                Buffer::Array(x) => level.writer.get(&x).map(|&w| w as usize),
+                _ => None,
+            })
+            .collect()
+    };
     let mut taken: BTreeMap<usize, usize> = BTreeMap::new();
+    // Writers of the arrays the chosen candidates read.
+    let mut read_from: BTreeSet<usize> = BTreeSet::new();
     let mut chosen = Vec::new();
     for c in cands {
         let (s, e) = (c.a, c.end());
-        let before = taken.range(..e).next_back();
-        if before.is_some_and(|(_, &end)| end > s) {
+        let overlaps = |lo: usize, hi: usize| {
+            taken
+                .range(..hi)
+                .next_back()
+                .is_some_and(|(_, &end)| end > lo)
+        };
+        if overlaps(s, e) || read_from.range(s..e).next().is_some() {
             continue;
         }
+        let writers = read_writers(&c);
+        if writers.iter().any(|&w| overlaps(w, w + 1)) {
+            continue;
+        }
+        read_from.extend(writers);
         taken.insert(s, e);
         chosen.push(c);
     }

@@ -55,7 +55,9 @@
 //!    them);
 //! 4. largest coverage first among overlapping candidates (outer loops
 //!    before the inner ones they contain, which the body's own rerolling
-//!    finds), O(c log c) for c candidates, then one O(n) rebuild.
+//!    finds; a candidate reading an array written in another's segment
+//!    conflicts with it too, as rolling that one makes the array scratch),
+//!    O(c log c) for c candidates, then one O(n) rebuild.
 //!
 //! So a round is O(n · p) where p is the number of distinct candidate
 //! periods scanned at a position (3 window lengths; in practice a few);
@@ -218,7 +220,7 @@ fn reroll_level(tape: &Tape, ctx: &mut Ctx<'_>) -> Tape {
     for _ in 0..ctx.shared.max_rounds {
         let next = {
             let level = level::Level::new(&current, ctx);
-            let chosen = detect::select(detect::candidates(&level, ctx.shared));
+            let chosen = detect::select(&level, detect::candidates(&level, ctx.shared));
             if chosen.is_empty() {
                 break;
             }

@@ -262,3 +262,34 @@ fn reads_of_an_existing_array_become_strided_reads() {
     assert!(stats.after * 2 < stats.before, "{stats:?}");
     exact(&t, &rolled, &random_points(7, &t, 20));
 }
+
+/// A dense layer's backward pass, shrunk from a gradient tape that rerolling
+/// once changed (`tests/fixtures/reroll_dense_gradient.tape`): per unit
+/// `h = 0.25 s (1 - t^2)` and eight products `h w_j`, then sums of the first
+/// unit's products. The first round rolls each unit's products into a loop
+/// writing an array; the second finds both the loop over the units (their
+/// product arrays become one scratch array, overwritten by each unit) and
+/// the loop of sums (reading the first unit's array by position). Chosen
+/// together, the sums read the last unit's products.
+#[test]
+fn a_read_of_an_array_another_loop_makes_scratch_is_not_rolled_with_it() {
+    let t: Tape = include_str!("../../../tests/fixtures/reroll_scratch_read.tape")
+        .parse()
+        .unwrap();
+    let r = reroll(&t).unwrap();
+    r.verify().unwrap();
+    assert!(r.static_len() < t.static_len(), "{r}");
+    let mut points = random_points(11, &t, 8);
+    let mut rng = crate::rng::SplitMix64::new(3);
+    let x = (0..t.n_inputs()).map(|_| rng.uniform(-0.3, 0.3)).collect();
+    let p = (0..t.n_params()).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    points.push((x, p));
+    for (x, p) in &points {
+        let (mut a, mut b) = (vec![0.0; t.n_outputs()], vec![0.0; t.n_outputs()]);
+        interp::eval(&t, x, p, &mut Vec::new(), &mut a).unwrap();
+        interp::eval(&r, x, p, &mut Vec::new(), &mut b).unwrap();
+        for (k, (a, b)) in a.iter().zip(&b).enumerate() {
+            assert!(same(*a, *b), "output {k}: {a:?} became {b:?}\n{r}");
+        }
+    }
+}
