@@ -605,7 +605,6 @@ proptest! {
 /// instructions after the exact passes) that rerolling once changed: found
 /// by `tapejit bench --scaling` (mlp family, m = 301).
 #[test]
-#[ignore = "known bug: rerolling this tape changes an output at the network's own point"]
 fn the_dense_network_gradient_rolls_exactly() {
     let text = include_str!("fixtures/reroll_dense_gradient.tape");
     let tape: Tape = text.parse().unwrap();
