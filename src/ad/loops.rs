@@ -604,30 +604,41 @@ pub(super) fn loop_is_varied(tape: &Tape, inst: &Inst, varied: &[bool]) -> bool 
         || reads_buffers(lp)
 }
 
+/// The arrays `lp` (its body and nested loops included) writes.
+pub(super) fn written_arrays(lp: &Loop) -> Vec<ArrayId> {
+    let (mut reads, mut writes) = (Vec::new(), Vec::new());
+    touched(lp, &mut reads, &mut writes);
+    writes.sort_unstable();
+    writes.dedup();
+    writes
+}
+
+/// The arrays `lp` (its body and nested loops included) reads and writes.
+fn touched(lp: &Loop, reads: &mut Vec<ArrayId>, writes: &mut Vec<ArrayId>) {
+    reads.extend(lp.reads.iter().filter_map(|r| match r.buffer {
+        Buffer::Array(a) => Some(a),
+        _ => None,
+    }));
+    writes.extend(lp.writes.iter().filter_map(|w| match w.access.buffer {
+        Buffer::Array(a) => Some(a),
+        _ => None,
+    }));
+    for inst in lp.body.insts() {
+        match inst.op {
+            Op::Elem => reads.push(inst.args[0]),
+            Op::Store => writes.push(inst.args[0]),
+            _ => {}
+        }
+    }
+    for inner in lp.body.loops() {
+        touched(inner, reads, writes);
+    }
+}
+
 /// The arrays `lp` (its body and nested loops included) both writes and
 /// reads: values flow through them from one iteration to a later one, so
 /// the transforms make their derivative arrays before transforming the loop.
 pub(super) fn recurrent_arrays(lp: &Loop) -> Vec<ArrayId> {
-    fn touched(lp: &Loop, reads: &mut Vec<ArrayId>, writes: &mut Vec<ArrayId>) {
-        reads.extend(lp.reads.iter().filter_map(|r| match r.buffer {
-            Buffer::Array(a) => Some(a),
-            _ => None,
-        }));
-        writes.extend(lp.writes.iter().filter_map(|w| match w.access.buffer {
-            Buffer::Array(a) => Some(a),
-            _ => None,
-        }));
-        for inst in lp.body.insts() {
-            match inst.op {
-                Op::Elem => reads.push(inst.args[0]),
-                Op::Store => writes.push(inst.args[0]),
-                _ => {}
-            }
-        }
-        for inner in lp.body.loops() {
-            touched(inner, reads, writes);
-        }
-    }
     let (mut reads, mut writes) = (Vec::new(), Vec::new());
     touched(lp, &mut reads, &mut writes);
     writes.sort_unstable();

@@ -8,7 +8,7 @@
 
 use super::emit::Emitter;
 use super::forward::forward_body;
-use super::loops::{overwrites, reads_buffers, recurrent_arrays, renumber_inputs, seed_slice};
+use super::loops::{overwrites, reads_buffers, renumber_inputs, seed_slice, written_arrays};
 use crate::ir::{ArrayId, Buffer, Inst, Loop, Output, Tape, Value, Write};
 use std::ops::Range;
 
@@ -98,12 +98,6 @@ pub(super) fn tangent_loop(
     arrays: &mut TangentArrays,
 ) -> (Value, bool) {
     let lp = tape.loop_of(inst);
-    // Tangents flow through an array the loop both writes and reads (a
-    // later iteration reads what an earlier one wrote): its tangent array
-    // must exist before the body's reads are transformed.
-    for a in recurrent_arrays(lp) {
-        arrays.tangent(a);
-    }
     let (m, nv, nr, nw) = (
         lp.n_carried(),
         lp.invariants.len(),
@@ -113,11 +107,6 @@ pub(super) fn tangent_loop(
     let map = |vs: &[Value]| -> Vec<Value> { vs.iter().map(|&v| new_value[v as usize]).collect() };
     let init_t: Vec<Option<Value>> = lp.init.iter().map(|&v| tangent[v as usize]).collect();
     let inv_t: Vec<Option<Value>> = lp.invariants.iter().map(|&v| tangent[v as usize]).collect();
-    let read_t: Vec<Option<ArrayId>> = lp
-        .reads
-        .iter()
-        .map(|r| arrays.read_tangent(r.buffer))
-        .collect();
     // A loop overwriting elements of arrays with tangents must write their
     // (zero) tangents, even if nothing it computes is varied.
     let varied = init_t.iter().chain(&inv_t).any(Option::is_some)
@@ -131,6 +120,19 @@ pub(super) fn tangent_loop(
         };
         return (e.push_loop(copy), false);
     }
+    // Every array the loop writes gets its tangent array before the body is
+    // transformed: a read in the body may see what an earlier iteration
+    // wrote, and a store of a value without a tangent must reset the
+    // element's tangent that an earlier write (of this iteration or an
+    // earlier one) set.
+    for a in written_arrays(lp) {
+        arrays.tangent(a);
+    }
+    let read_t: Vec<Option<ArrayId>> = lp
+        .reads
+        .iter()
+        .map(|r| arrays.read_tangent(r.buffer))
+        .collect();
 
     let n_in = lp.body.n_inputs();
     let mut be = Emitter::starting_with(&[]);
