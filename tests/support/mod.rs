@@ -1599,9 +1599,9 @@ pub fn reverse_hazard(tape: &Tape) -> Option<String> {
                         self.write(inst.args[0], i64::from(inst.args[1]), "a store", false)
                     }
                     Op::Loop if depth > 0 && !tape.loop_of(inst).writes.is_empty() => {
-                        let index = &self.index;
+                        let at = &self.index;
                         self.found.get_or_insert_with(|| {
-                            format!("a loop nested in a body writes at {index:?}")
+                            format!("a loop nested in a body writes at {at:?}")
                         });
                     }
                     Op::Loop => {
