@@ -7,7 +7,11 @@
 /// state per iteration.
 ///
 /// Applied per loop of the root tape (nested loops store their states
-/// inside their enclosing loop's iteration).
+/// inside their enclosing loop's iteration). A straight-line tape (no
+/// loops) whose reverse sweep would read back more forward values than a
+/// [`MemoryBudget::Bytes`] budget holds is cut into segments instead, each
+/// recomputed once from the values crossing its boundary (see
+/// [`crate::ad::segment_plan`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MemoryBudget {
     /// Store every iteration's state (fastest, memory grows with the trip count).

@@ -63,6 +63,18 @@ impl Emitter {
         self.insts.len() as Value - 1
     }
 
+    /// Renumbers the `input` instruction `v` to read input `index` (for
+    /// bodies whose input order is known only once they are built).
+    pub fn renumber_input(&mut self, v: Value, index: u32) {
+        debug_assert_eq!(self.insts[v as usize].op, Op::Input);
+        self.insts[v as usize].args[0] = index;
+    }
+
+    /// The instructions emitted so far.
+    pub fn insts(&self) -> &[Inst] {
+        &self.insts
+    }
+
     pub fn constant(&mut self, c: f64) -> Value {
         let insts = &mut self.insts;
         *self.constants.entry(c.to_bits()).or_insert_with(|| {

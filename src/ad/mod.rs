@@ -14,9 +14,11 @@ mod loops;
 mod loops_forward;
 pub mod reverse;
 mod rules;
+mod segments;
 
 pub use budget::{MemoryBudget, DEFAULT_BUDGET_BYTES};
 pub use reverse::Seed;
+pub use segments::SegmentPlan;
 
 use crate::error::{Error, Result};
 use crate::ir::{Op, Tape};
@@ -75,11 +77,74 @@ pub fn reverse_with_budget(
     Ok(reverse::reverse_with_budget(tape, wrt, seed, budget))
 }
 
-/// Checks that `budget` holds one snapshot of every root loop's state.
+/// [`reverse`] of a straight-line tape with its reverse sweep run segment
+/// by segment, the segments starting at the instructions `starts` (0 first,
+/// increasing): the same gradient, bit for bit, storing only the values that
+/// cross a boundary plus one segment's residuals (see [`segment_plan`] for
+/// the segments a memory budget picks).
+pub fn reverse_with_segments(
+    tape: &Tape,
+    wrt: Range<usize>,
+    seed: Seed,
+    starts: &[usize],
+) -> Result<Tape> {
+    check(tape, &wrt)?;
+    if tape.has_structure() {
+        return Err(Error::Unsupported(
+            "segments are for straight-line tapes: loops are checkpointed by their own schedule"
+                .into(),
+        ));
+    }
+    let valid = starts.first() == Some(&0)
+        && starts.windows(2).all(|w| w[0] < w[1])
+        && starts.last().is_some_and(|&s| s < tape.len().max(1));
+    if !valid {
+        return Err(Error::Unsupported(format!(
+            "segment starts {starts:?} must begin at 0 and increase below the tape length {}",
+            tape.len()
+        )));
+    }
+    let plan = SegmentPlan {
+        starts: starts.to_vec(),
+        residuals: 0,
+        stored: 0,
+    };
+    Ok(segments::reverse_segmented(tape, wrt, seed, &plan))
+}
+
+/// Checks that `budget` holds one snapshot of every root loop's state, and
+/// the values a straight-line tape's gradient stores with segments
+/// ([`segment_plan`]).
 pub(crate) fn check_budget(tape: &Tape, budget: MemoryBudget) -> Result<()> {
     tape.loops()
         .iter()
-        .try_for_each(|lp| budget.check(lp.n_carried()))
+        .try_for_each(|lp| budget.check(lp.n_carried()))?;
+    segment_plan(tape, budget).map(|_| ())
+}
+
+/// How the gradient of the straight-line `tape` runs its reverse sweep
+/// under `budget`: `None` when its residuals fit the budget (or the tape
+/// has loops, or the budget is not in bytes), else the segments it is cut
+/// into (see [`MemoryBudget`]). An error when no segmentation fits.
+pub fn segment_plan(tape: &Tape, budget: MemoryBudget) -> Result<Option<SegmentPlan>> {
+    if !segments::may_need_segments(tape, budget) {
+        return Ok(None);
+    }
+    tape.verify()?;
+    let plain = reverse::reverse(tape, 0..tape.n_inputs(), Seed::One);
+    match segments::plan_for(tape, plain.insts(), budget) {
+        None => Ok(None),
+        Some(Ok(plan)) => Ok(Some(plan)),
+        Some(Err(best)) => Err(Error::Unsupported(format!(
+            "a memory budget of {} bytes is too small for this tape's gradient: its reverse \
+             sweep stores {} values, and cut into {} segments still {} ({} bytes)",
+            budget.bytes(1),
+            best.residuals,
+            best.starts.len(),
+            best.stored,
+            best.stored as u64 * 8
+        ))),
+    }
 }
 
 /// The tangent (JVP) tape of `tape` with respect to the inputs in `wrt`;

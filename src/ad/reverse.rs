@@ -3,6 +3,7 @@
 use super::budget::MemoryBudget;
 use super::emit::Emitter;
 use super::loops::{reverse_loop, ArrayAdjoints};
+use super::segments;
 use super::{rules, varied};
 use crate::ir::{Buffer, Inst, Op, Output, Tape, Value};
 use std::ops::Range;
@@ -41,7 +42,12 @@ pub fn reverse_with_budget(
     budget: MemoryBudget,
 ) -> Tape {
     let mut arrays = ArrayAdjoints::new(tape, budget);
-    let (e, outputs) = sweep(tape, wrt, seed, &mut arrays);
+    let (e, outputs) = sweep(tape, wrt.clone(), seed, &mut arrays);
+    if let Some(plan) = segments::plan_for(tape, e.insts(), budget) {
+        // Over budget even at best (callers check first): store the least.
+        let plan = plan.unwrap_or_else(|best| best);
+        return segments::reverse_segmented(tape, wrt, seed, &plan);
+    }
     let n_inputs = match seed {
         Seed::One => tape.n_inputs(),
         Seed::Inputs => tape.n_inputs() + tape.n_outputs(),
@@ -62,32 +68,7 @@ pub(super) fn sweep(
     let useful = useful(tape, &varied);
     let mut e = Emitter::starting_with_tape(tape);
     let mut adjoint: Vec<Option<Value>> = vec![None; tape.len()];
-
-    let mut k = tape.n_inputs() as u32;
-    for out in tape.outputs() {
-        match *out {
-            Output::Value(v) => {
-                let d = match seed {
-                    Seed::One => e.constant(1.0),
-                    Seed::Inputs => e.push(Inst::input(k)),
-                };
-                k += 1;
-                if varied[v as usize] {
-                    let slot = &mut adjoint[v as usize];
-                    *slot = Some(rules::accumulate(&mut e, *slot, (d, false)));
-                }
-            }
-            Output::Slice { array, start, len } => {
-                let target = arrays.adjoint(array);
-                let weights = match seed {
-                    Seed::One => None,
-                    Seed::Inputs => Some(k),
-                };
-                super::loops::seed_slice(&mut e, tape.n_params(), target, start, len, weights);
-                k += len;
-            }
-        }
-    }
+    seed_outputs(&mut e, tape, seed, &varied, &mut adjoint, arrays);
 
     for (i, inst) in tape.insts().iter().enumerate().rev() {
         match inst.op {
@@ -123,29 +104,21 @@ pub(super) fn sweep(
             e.push(Inst::store(target, inst.args[1], new));
             continue;
         }
-        let mut need = [false; 3];
-        for (slot, &v) in need.iter_mut().zip(inst.operands()) {
-            *slot = varied[v as usize];
-        }
-        let partials = rules::partials(&mut e, inst, inst.args, i as Value, need);
-        for (k, partial) in partials.into_iter().enumerate() {
-            if let Some(term) = rules::apply(&mut e, partial, d) {
-                let target = inst.args[k] as usize;
-                adjoint[target] = Some(rules::accumulate(&mut e, adjoint[target], term));
-            }
-        }
+        scalar_step(
+            &mut e,
+            inst,
+            inst.args,
+            i as Value,
+            d,
+            &varied,
+            |e, target, term| {
+                adjoint[target] = Some(rules::accumulate(e, adjoint[target], term));
+            },
+        );
     }
 
     let mut outputs = tape.outputs().to_vec();
-    let mut input_adjoint: Vec<Option<Value>> = vec![None; wrt.len()];
-    for (i, inst) in tape.insts().iter().enumerate() {
-        if inst.op == Op::Input && wrt.contains(&(inst.args[0] as usize)) {
-            if let Some(d) = adjoint[i] {
-                let slot = &mut input_adjoint[inst.args[0] as usize - wrt.start];
-                *slot = Some(rules::accumulate(&mut e, *slot, (d, false)));
-            }
-        }
-    }
+    let input_adjoint = input_adjoints(&mut e, tape, &wrt, &adjoint);
     match arrays.existing_input_adjoint().filter(|_| arrays.is_root()) {
         // Loops accumulated into the input adjoint array: add the scalar
         // adjoints of the root's own `input` instructions and output a slice.
@@ -183,9 +156,91 @@ pub(super) fn sweep(
     (e, outputs)
 }
 
+/// Seeds the adjoints of `tape`'s outputs (see [`Seed`]): scalar outputs
+/// into `adjoint`, array slices into their adjoint arrays.
+pub(super) fn seed_outputs(
+    e: &mut Emitter,
+    tape: &Tape,
+    seed: Seed,
+    varied: &[bool],
+    adjoint: &mut [Option<Value>],
+    arrays: &mut ArrayAdjoints,
+) {
+    let mut k = tape.n_inputs() as u32;
+    for out in tape.outputs() {
+        match *out {
+            Output::Value(v) => {
+                let d = match seed {
+                    Seed::One => e.constant(1.0),
+                    Seed::Inputs => e.push(Inst::input(k)),
+                };
+                k += 1;
+                if varied[v as usize] {
+                    let slot = &mut adjoint[v as usize];
+                    *slot = Some(rules::accumulate(e, *slot, (d, false)));
+                }
+            }
+            Output::Slice { array, start, len } => {
+                let target = arrays.adjoint(array);
+                let weights = match seed {
+                    Seed::One => None,
+                    Seed::Inputs => Some(k),
+                };
+                super::loops::seed_slice(e, tape.n_params(), target, start, len, weights);
+                k += len;
+            }
+        }
+    }
+}
+
+/// Emits the adjoint contributions of the scalar instruction `inst`, whose
+/// operands and result are `args` and `result` in `e` and whose adjoint is
+/// `d`: `add(e, operand, term)` for each operand (by its value in the
+/// differentiated tape) that gets a nonzero term, operands in order.
+pub(super) fn scalar_step(
+    e: &mut Emitter,
+    inst: &Inst,
+    args: [Value; 3],
+    result: Value,
+    d: Value,
+    varied: &[bool],
+    mut add: impl FnMut(&mut Emitter, usize, (Value, bool)),
+) {
+    let mut need = [false; 3];
+    for (slot, &v) in need.iter_mut().zip(inst.operands()) {
+        *slot = varied[v as usize];
+    }
+    let partials = rules::partials(e, inst, args, result, need);
+    for (k, partial) in partials.into_iter().enumerate() {
+        if let Some(term) = rules::apply(e, partial, d) {
+            add(e, inst.args[k] as usize, term);
+        }
+    }
+}
+
+/// The adjoint of each input in `wrt`: the sum over the `input`
+/// instructions reading it (`None` where none has an adjoint).
+pub(super) fn input_adjoints(
+    e: &mut Emitter,
+    tape: &Tape,
+    wrt: &Range<usize>,
+    adjoint: &[Option<Value>],
+) -> Vec<Option<Value>> {
+    let mut input_adjoint: Vec<Option<Value>> = vec![None; wrt.len()];
+    for (i, inst) in tape.insts().iter().enumerate() {
+        if inst.op == Op::Input && wrt.contains(&(inst.args[0] as usize)) {
+            if let Some(d) = adjoint[i] {
+                let slot = &mut input_adjoint[inst.args[0] as usize - wrt.start];
+                *slot = Some(rules::accumulate(e, *slot, (d, false)));
+            }
+        }
+    }
+    input_adjoint
+}
+
 /// Which varied instructions lead to an output (activity analysis, backward
 /// half). Loops and stores count as leading to an output (their arrays may).
-fn useful(tape: &Tape, varied: &[bool]) -> Vec<bool> {
+pub(super) fn useful(tape: &Tape, varied: &[bool]) -> Vec<bool> {
     let mut useful = vec![false; tape.len()];
     for out in tape.outputs() {
         if let Output::Value(v) = *out {

@@ -91,6 +91,7 @@ pub fn run_case(case: &Case, budget: Duration, memory: MemoryBudget) -> Result<C
             .sum::<u64>();
     // The schedule of the gradient's (first) checkpointed loop, if any.
     let schedule = checkpoint_schedule(grad_tape);
+    let segments = ad::segment_plan(f.tape(), memory)?;
     let compiled_gradient = |f: &Function| {
         if m == 1 {
             f.compiled_gradient().map(|c| c.code_bytes())
@@ -266,6 +267,9 @@ pub fn run_case(case: &Case, budget: Duration, memory: MemoryBudget) -> Result<C
         checkpoint_snapshots: schedule.map(|s| s.snapshots() as u64),
         checkpoint_advances: schedule.map(|s| s.advances()),
         checkpoint_reverse_steps: schedule.map(|s| s.reverse_steps() as u64),
+        grad_segments: segments.as_ref().map(|s| s.starts.len() as u64),
+        grad_stored_values: segments.as_ref().map(|s| s.stored as u64),
+        grad_residuals: segments.as_ref().map(|s| s.residuals as u64),
         peak_rss_bytes: peak_rss_bytes(),
         grad_tape_len_unrolled: Some(unrolled_len),
         compile_unrolled_s: compile_unrolled,

@@ -89,6 +89,9 @@ enum Command {
         /// Print every instruction, not only the first and last ones.
         #[arg(long)]
         all: bool,
+        /// The gradient's memory budget, as for `bench`.
+        #[arg(long, value_name = "BUDGET", default_value = "256MiB", value_parser = parse_memory_budget)]
+        memory_budget: crate::MemoryBudget,
     },
     /// Check a suite case or a tape file: gradients vs finite differences,
     /// interpreter vs reference, JIT vs interpreter.
@@ -139,7 +142,11 @@ pub fn run(cli: Cli) -> Result<(), String> {
             memory_budget,
             ..
         } => bench(full, &cases, json, seconds.unwrap_or(1.5), memory_budget),
-        Command::Show { case, all } => show(&case, all),
+        Command::Show {
+            case,
+            all,
+            memory_budget,
+        } => show(&case, all, memory_budget),
         Command::Check { target } => check(&target),
     }
 }
@@ -240,7 +247,7 @@ fn bench(
                 "  warning: {case}: JIT result differs from the interpreter"
             ));
         }
-        if r.loops.unwrap_or(0) > 0 || r.grad_loops.unwrap_or(0) > 0 {
+        if r.loops.unwrap_or(0) > 0 {
             let unrolled = match (r.compile_unrolled_s, r.jit_grad_unrolled_s) {
                 (Some(c), Some(g)) => format!(
                     "compile {}, JIT ∇ {}",
@@ -267,6 +274,14 @@ fn bench(
                 t as f64 / l as f64,
                 r.peak_grad_bytes.unwrap_or(0) as f64 / (1 << 20) as f64,
                 r.peak_rss_bytes.unwrap_or(0) as f64 / (1 << 20) as f64,
+            ));
+        }
+        if let (Some(k), Some(stored), Some(residuals)) =
+            (r.grad_segments, r.grad_stored_values, r.grad_residuals)
+        {
+            progress.println(format!(
+                "  {case}: reverse sweep cut into {k} segments: stores {stored} forward values \
+                 instead of {residuals}"
             ));
         }
         if let (Some(j), Some(ratio)) = (r.jit_jacobian_s, r.jit_jacobian_ratio) {
@@ -484,7 +499,7 @@ fn print_schedules(tape: &Tape) {
                     advances as f64 / lp.trips as f64
                 );
             }
-            None if !lp.reads.is_empty() || lp.trips > 1 => println!(
+            None if lp.trips > 1 => println!(
                 "   loop {}: {} trips, states stored per iteration where read",
                 inst.args[0], lp.trips
             ),
@@ -518,9 +533,14 @@ fn print_opt_stats(title: &str, tape: &Tape) -> Result<(), String> {
     Ok(())
 }
 
-fn show(spec: &str, all: bool) -> Result<(), String> {
+fn show(spec: &str, all: bool, memory_budget: crate::MemoryBudget) -> Result<(), String> {
     let case = one_case(spec)?;
-    let f = case.function().map_err(|e| e.to_string())?;
+    let options = crate::Options {
+        memory_budget,
+        ..crate::Options::default()
+    };
+    let traced = case.trace().map_err(|e| e.to_string())?;
+    let f = crate::Function::from_tape_with(traced, options).map_err(|e| e.to_string())?;
     print_tape("traced tape", f.traced_tape(), all);
     print_opt_stats("traced tape", f.traced_tape())?;
     print_tape("optimized primal tape", f.tape(), all);
@@ -539,6 +559,17 @@ fn show(spec: &str, all: bool) -> Result<(), String> {
     };
     print_tape(&format!("optimized {name}"), derived, all);
     print_schedules(derived);
+    if let Some(plan) =
+        crate::ad::segment_plan(f.tape(), memory_budget).map_err(|e| e.to_string())?
+    {
+        println!(
+            "   reverse sweep cut into {} segments (each recomputed once): stores {} forward \
+             values instead of {}",
+            plan.starts.len(),
+            plan.stored,
+            plan.residuals
+        );
+    }
     let ir = crate::jit::cranelift_ir(derived, crate::jit::JitOptions::default())
         .map_err(|e| e.to_string())?;
     let lines: Vec<&str> = ir.lines().collect();

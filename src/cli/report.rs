@@ -86,6 +86,15 @@ pub struct CaseReport {
     pub checkpoint_advances: Option<u64>,
     /// Reverse steps of that schedule: the loop's trip count (extension).
     pub checkpoint_reverse_steps: Option<u64>,
+    /// Segments the reverse sweep of a straight-line gradient is cut into
+    /// under the memory budget (`null`: not cut; extension).
+    pub grad_segments: Option<u64>,
+    /// Forward values that cut gradient stores (boundary values plus one
+    /// segment's residuals), against `grad_residuals` without segments
+    /// (extension).
+    pub grad_stored_values: Option<u64>,
+    /// Forward values the reverse sweep reads back when not cut (extension).
+    pub grad_residuals: Option<u64>,
     /// Peak resident set size of the process after the case (Linux; a
     /// figure for one case when the process ran only that case; extension).
     pub peak_rss_bytes: Option<u64>,

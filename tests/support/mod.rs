@@ -242,7 +242,33 @@ pub fn derived_tapes_with(tape: &Tape, optimize: bool) -> Vec<(&'static str, Tap
     }
     derived.push(("hvp", derive("hvp", hvp)));
     derived.push(("gradient", derive("gradient", gradient)));
+    if let Some(segmented) = segmented_gradient(tape) {
+        derived.push((
+            "segmented gradient",
+            derive("segmented gradient", segmented),
+        ));
+    }
     derived
+}
+
+/// The gradient of a straight-line `tape` with its reverse sweep cut into
+/// a few segments (at points drawn from its length), or `None` for tapes
+/// with loops or too short to cut.
+pub fn segmented_gradient(tape: &Tape) -> Option<tapejit::Result<Tape>> {
+    let len = tape.len();
+    if tape.has_structure() || len < 4 {
+        return None;
+    }
+    let parts = 2 + len % 4;
+    let mut starts: Vec<usize> = (0..parts).map(|k| k * len / parts + k % 2).collect();
+    starts.dedup();
+    let n = tape.n_inputs();
+    Some(ad::reverse_with_segments(
+        tape,
+        0..n,
+        ad::Seed::One,
+        &starts,
+    ))
 }
 
 /// The tape with every value an output too, so that a wrong rewrite cannot
