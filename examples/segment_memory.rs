@@ -9,20 +9,11 @@
 use std::time::Instant;
 use tapejit::ad::{self, Seed};
 use tapejit::jit::{self, JitFunction};
-use tapejit::{opt, trace_scalar, Float, MemoryBudget, Var};
+use tapejit::{opt, trace_scalar, MemoryBudget};
 
-fn chain<'t>(x: &[Var<'t>], steps: usize) -> Var<'t> {
-    let mut acc = x[0];
-    for i in 0..steps {
-        let v = x[i % x.len()];
-        acc = match i % 3 {
-            0 => acc * v + (i as f64).sqrt(),
-            1 => (acc * 1e-3).sin() + v,
-            _ => acc / (v * v + 1.0),
-        };
-    }
-    acc
-}
+#[path = "../tests/support/chain.rs"]
+mod chain;
+use chain::chain;
 
 /// Median seconds per call over `runs` batches, and the outputs.
 fn time(code: &JitFunction, x: &[f64], runs: usize) -> (f64, Vec<f64>) {

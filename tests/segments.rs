@@ -11,9 +11,10 @@ use tapejit::ir::random::{random_points, smooth_tape, SmoothConfig};
 use tapejit::ir::{Inst, Op, Tape};
 use tapejit::jit::{self, JitOptions};
 use tapejit::rng::SplitMix64;
-use tapejit::{opt, trace_scalar, Engine, Error, Float, Function, MemoryBudget, Options, Var};
+use tapejit::{opt, trace_scalar, Engine, Error, Function, MemoryBudget, Options};
 
 mod support;
+use support::chain::chain;
 use support::*;
 
 /// A random smooth expression of `len` instructions whose output is the
@@ -145,21 +146,6 @@ fn segments_bound_the_compiled_gradients_stored_values() {
         &tape,
         (&x, &[]),
     );
-}
-
-/// A long straight-line function rerolling would not roll (switched off):
-/// the sum of a chain of different ops.
-fn chain<'t>(x: &[Var<'t>], steps: usize) -> Var<'t> {
-    let mut acc = x[0];
-    for i in 0..steps {
-        let v = x[i % x.len()];
-        acc = match i % 3 {
-            0 => acc * v + (i as f64).sqrt(),
-            1 => (acc * 1e-3).sin() + v,
-            _ => acc / (v * v + 1.0),
-        };
-    }
-    acc
 }
 
 #[test]

@@ -27,6 +27,8 @@
 
 #![allow(dead_code)] // each includer uses its own subset
 
+pub mod chain;
+
 use tapejit::ir::random::{random_inputs, Choices, SmoothTape};
 use tapejit::ir::semantics::same;
 use tapejit::ir::{Inst, Op, Output, Tape};
