@@ -170,6 +170,11 @@ fn functions_cut_their_gradient_under_a_byte_budget() {
         let fb = cut.gradient(&x, &mut b).unwrap();
         assert_eq!(fa.to_bits(), fb.to_bits());
         assert_eq!(a.map(f64::to_bits), b.map(f64::to_bits), "{engine:?}");
+        // Forward over the cut reverse sweep: the same Hessian-vector product.
+        let v = [0.5, -1.0, 2.0];
+        plain.hvp(&x, &v, &mut a).unwrap();
+        cut.hvp(&x, &v, &mut b).unwrap();
+        assert_eq!(a.map(f64::to_bits), b.map(f64::to_bits), "HVP, {engine:?}");
     }
     let too_small = function(MemoryBudget::Bytes(64));
     match too_small {
