@@ -466,13 +466,13 @@ outputs %5 %4 %6
 /// The JVP (tangent outputs) and gradient (adjoint of the sum of the
 /// outputs) of the tape `text` at `x` (direction all ones), with central
 /// differences of the sum of the outputs to compare.
-fn derivatives_at(text: &str, x: &[f64]) -> (Vec<f64>, Vec<f64>) {
+fn derivatives_at(text: &str, x: &[f64]) -> (Vec<f64>, tapejit::Result<Vec<f64>>) {
     let tape: Tape = text.parse().unwrap();
     let (n, m) = (tape.n_inputs(), tape.n_outputs());
     let jvp = tapejit::ad::forward(&tape, 0..n).unwrap();
     let ones = vec![1.0; n];
     let tangents = interpret(&jvp, &[x, &ones[..]].concat(), &[]).unwrap()[m..].to_vec();
-    let gradient = gradient_at(text, x)[m..].to_vec();
+    let gradient = gradient_at(text, x).map(|g| g[m..].to_vec());
     (tangents, gradient)
 }
 
@@ -505,10 +505,17 @@ outputs a0[0..1]
 }
 outputs a0[0..1]
 ";
-    for text in [body_store, store_write] {
-        let (jvp, gradient) = derivatives_at(text, &[0.5]);
-        assert_eq!((jvp[0], gradient[0]), (0.0, 0.0), "{text}");
-    }
+    // The reverse transform refuses the body's store (it would run it
+    // again when recomputing the iteration; see the refusals below).
+    let (jvp, gradient) = derivatives_at(body_store, &[0.5]);
+    assert_eq!(jvp, [0.0]);
+    assert_refused(
+        "gradient",
+        gradient.map(|_| Tape::default()),
+        &body_store.parse().unwrap(),
+    );
+    let (jvp, gradient) = derivatives_at(store_write, &[0.5]);
+    assert_eq!((jvp, gradient), (vec![0.0], Ok(vec![0.0])));
     // Found by `grad_vs_fd` (a JVP of 0.01 for a constant output): the same
     // in a loop that does write a tangent, after the store of the value
     // without one: the tangent array was made for the loop's write, after
@@ -585,21 +592,67 @@ outputs %4
 ";
     let tape: Tape = recurrence.parse().unwrap();
     assert_eq!(reverse_hazard(&tape), None);
-    assert_eq!(derivatives_at(recurrence, &[0.5]), (vec![7.0], vec![7.0]));
+    assert_eq!(
+        derivatives_at(recurrence, &[0.5]),
+        (vec![7.0], Ok(vec![7.0]))
+    );
 }
 
-// Known bugs of the reverse transform through arrays (found by
-// `fd-loops:20` and `checkpoint:103` when the suite first drew loop tapes).
-// The checks that compare reverse-mode derivatives with another reference
-// skip the tapes `reverse_hazard` flags; these tests show each bug on its
-// smallest tape.
+// Tapes the reverse transform would get wrong through arrays (found by
+// `fd-loops:20` and `checkpoint:103` when the suite first drew loop tapes):
+// `ad::reverse` and every API path to a gradient, VJP or HVP refuse them
+// with `Error::Unsupported` naming the hazard (`ad::reverse_hazard`); the
+// checks comparing reverse-mode derivatives with a reference skip them.
+// These tests show each hazard on its smallest tape, with the correct
+// values a fix would have to give.
 
-/// The value and gradient the gradient tape of `text` computes at `x`.
-fn gradient_at(text: &str, x: &[f64]) -> Vec<f64> {
+/// The value and gradient the gradient tape of `text` computes at `x`, or
+/// the transform's refusal.
+fn gradient_at(text: &str, x: &[f64]) -> tapejit::Result<Vec<f64>> {
     let tape: Tape = text.parse().unwrap();
     let n = tape.n_inputs();
-    let gradient = tapejit::ad::reverse(&tape, 0..n, tapejit::ad::Seed::One).unwrap();
-    interpret(&gradient, x, &[]).unwrap()
+    let gradient = tapejit::ad::reverse(&tape, 0..n, tapejit::ad::Seed::One)?;
+    Ok(interpret(&gradient, x, &[]).unwrap())
+}
+
+/// Panics unless the reverse transforms, and a `Function` of `text`
+/// (gradient, VJP, HVP, their tapes), refuse it with a message naming
+/// each of `names`; the primal and the JVP still evaluate.
+#[track_caller]
+fn assert_reverse_refused(text: &str, names: &[&str]) {
+    let tape: Tape = text.parse().unwrap();
+    let n = tape.n_inputs();
+    let why = reverse_hazard(&tape).unwrap_or_else(|| panic!("no hazard found\n{tape}"));
+    for name in names {
+        assert!(why.contains(name), "{name:?} not in {why:?}");
+    }
+    let budget = tapejit::MemoryBudget::Snapshots(1);
+    for seed in [tapejit::ad::Seed::One, tapejit::ad::Seed::Inputs] {
+        assert_refused("reverse", tapejit::ad::reverse(&tape, 0..n, seed), &tape);
+        let checkpointed = tapejit::ad::reverse_with_budget(&tape, 0..n, seed, budget);
+        assert_refused("reverse_with_budget", checkpointed, &tape);
+    }
+    let options = tapejit::Options {
+        optimize: false,
+        ..Default::default()
+    };
+    let f = tapejit::Function::from_tape_with(tape.clone(), options).unwrap();
+    let (x, m) = (vec![0.5; n], tape.n_outputs());
+    let (mut g, mut out) = (vec![0.0; n], vec![0.0; m]);
+    let refused = |r: tapejit::Result<()>| {
+        assert_refused("Function", r.map(|()| Tape::default()), &tape);
+    };
+    if m == 1 {
+        refused(f.gradient(&x, &mut g).map(drop));
+        refused(f.hvp(&x, &x, &mut g));
+        refused(f.gradient_tape().map(drop));
+        refused(f.hvp_tape().map(drop));
+    }
+    refused(f.vjp(&x, &vec![1.0; m], &mut g));
+    refused(f.vjp_tape().map(drop));
+    refused(f.compiled_vjp().map(drop));
+    f.eval(&x, &mut out).unwrap();
+    f.jvp(&x, &x, &mut out).unwrap();
 }
 
 /// f(x) = x^2 read back from an array by a loop; the array element is
@@ -650,27 +703,29 @@ const STORE_OVER_ADD: &str = "tape inputs=1 params=0 arrays=[1]
 outputs a0[0..1]
 ";
 
-/// Bug: a reverse loop recomputes its iteration by reading the arrays the
-/// forward loop read again, after the whole forward sweep, so it sees
-/// values written after the read (by a later `store`, or by the loop's own
-/// later iterations): here d(x^2)/dx at 0.5 comes out as 6 (2 * 3, the
-/// value stored after the loop), and d(21 x^2)/dx as 24 instead of 21.
-/// Fixing it needs the forward sweep to keep what such reads saw.
+/// Refused: a reverse loop recomputes its iteration by reading the arrays
+/// the forward loop read again, after the whole forward sweep, so it would
+/// see values written after the read (by a later `store`, or by the loop's
+/// own later iterations): d(x^2)/dx at 0.5 came out as 6 (2 * 3, the value
+/// stored after the loop), and d(21 x^2)/dx as 24 instead of 21. Fixing it
+/// needs the forward sweep to keep what such reads saw; the gradients
+/// (value, then derivative) would then be `[0.25, 1.0]` and `[5.25, 21.0]`.
 #[test]
-#[ignore = "known bug: reverse loops re-read arrays overwritten after the read"]
 fn reverse_rereads_arrays_overwritten_later() {
-    assert_eq!(gradient_at(REREAD_AFTER_STORE, &[0.5]), [0.25, 1.0]);
-    assert_eq!(gradient_at(REREAD_WITHIN_LOOP, &[0.5]), [5.25, 21.0]);
+    let names = ["a0[0]", "loop %3", "the store %6"];
+    assert_reverse_refused(REREAD_AFTER_STORE, &names);
+    let names = ["a0[0]", "loop %3", "write 0 of loop %3 in iteration 0"];
+    assert_reverse_refused(REREAD_WITHIN_LOOP, &names);
 }
 
-/// Bug: when a loop's `store` write overwrites an element written earlier
-/// in the same iteration, the earlier value's adjoint should be zero, but
-/// the reverse body reads every write's adjoint before resetting any: the
-/// gradient here is 1, not 0.
+/// Refused: when a loop's `store` write overwrites an element written
+/// earlier in the same iteration, the earlier value's adjoint should be
+/// zero, but the reverse body reads every write's adjoint before resetting
+/// any: the gradient came out as 1, not 0 (correct: `[1.0, 0.0]`).
 #[test]
-#[ignore = "known bug: a store over an earlier write of the same iteration"]
 fn reverse_ignores_a_store_overwriting_an_earlier_write_of_the_iteration() {
-    assert_eq!(gradient_at(STORE_OVER_ADD, &[0.5]), [1.0, 0.0]);
+    let names = ["loop %2", "a0[0]", "write 1", "write 0", "iteration 0"];
+    assert_reverse_refused(STORE_OVER_ADD, &names);
 }
 
 /// A nested loop adds x into a0[0] once; the outer loop's carried value
@@ -704,41 +759,27 @@ const BODY_STORE: &str = "tape inputs=1 params=0 arrays=[1]
 outputs %2 a0[0..1]
 ";
 
-/// Bug (found by `checkpoint:103`, the gradient tape's own primal outputs
-/// differing from the primal's): a reverse loop recomputes each iteration
-/// with its side effects, `store`s in the body and the writes of nested
-/// loops, and runs them again backwards after the forward sweep: an `add`
-/// applies twice (a0[0] = 2x at x = 0.5 gives 1, not 0.5) and the last
-/// store standing is the first iteration's (a0[0] = x, not x^2); a
-/// checkpoint's step runs them once more. The primal outputs of the
-/// gradient tape are then wrong, and so are derivatives that depend on the
-/// arrays. Fixing it needs the recomputation to leave the arrays alone.
+/// Refused (found by `checkpoint:103`, the gradient tape's own primal
+/// outputs differing from the primal's): a reverse loop recomputes each
+/// iteration with its side effects, `store`s in the body and the writes of
+/// nested loops, and would run them again backwards after the forward
+/// sweep: an `add` applied twice (a0[0] = 2x at x = 0.5 gave 1, not 0.5)
+/// and the last store standing the first iteration's (a0[0] = x, not x^2);
+/// a checkpoint's step runs them once more. Fixing it needs the
+/// recomputation to leave the arrays alone; the gradients of the sums of
+/// the outputs, d(x^2 + x)/dx = 2x + 1 and d(x^4 + x^2)/dx = 4x^3 + 2x,
+/// would then be `[0.25, 0.5, 2.0]` and `[0.0625, 0.25, 1.5]`.
 #[test]
-#[ignore = "known bug: reverse loops re-run the side effects of their bodies"]
 fn reverse_reruns_the_side_effects_of_loop_bodies() {
-    // d(x^2 + x)/dx = 2x + 1; d(x^4 + x^2)/dx = 4x^3 + 2x.
-    assert_eq!(gradient_at(NESTED_ADD, &[0.5]), [0.25, 0.5, 2.0]);
-    assert_eq!(gradient_at(BODY_STORE, &[0.5]), [0.0625, 0.25, 1.5]);
+    assert_reverse_refused(NESTED_ADD, &["loop %1/%1", "loop %1", "a0"]);
+    let names = ["loop %1", "a0[0]", "body instruction %1"];
+    assert_reverse_refused(BODY_STORE, &names);
 }
 
-/// `reverse_hazard` flags the tapes of the three known bugs, not the same
-/// tapes without the overwrite.
+/// `reverse_hazard` does not flag the same tapes without the overwrite,
+/// and their gradients are right.
 #[test]
-fn reverse_hazard_flags_the_known_bugs() {
-    for text in [
-        REREAD_AFTER_STORE,
-        REREAD_WITHIN_LOOP,
-        STORE_OVER_ADD,
-        NESTED_ADD,
-        BODY_STORE,
-    ] {
-        let tape: Tape = text.parse().unwrap();
-        assert!(reverse_hazard(&tape).is_some(), "{tape}");
-    }
-    // What the bugs give today (so that a fix shows here too).
-    assert_eq!(gradient_at(REREAD_AFTER_STORE, &[0.5]), [0.25, 6.0]);
-    assert_eq!(gradient_at(STORE_OVER_ADD, &[0.5]), [1.0, 1.0]);
-    assert_eq!(gradient_at(NESTED_ADD, &[0.5]), [0.25, 1.0, 2.0]);
+fn reverse_hazard_passes_the_tapes_without_the_overwrite() {
     let fine = [
         REREAD_AFTER_STORE.replace("%6 = store a0[0] %5\n", ""),
         STORE_OVER_ADD.replace("store a0[0 + 0*i0]", "add a0[0 + 0*i0]"),
@@ -747,8 +788,8 @@ fn reverse_hazard_flags_the_known_bugs() {
         let tape: Tape = text.parse().unwrap();
         assert_eq!(reverse_hazard(&tape), None, "{tape}");
     }
-    assert_eq!(gradient_at(&fine[0], &[0.5]), [0.25, 1.0]);
-    assert_eq!(gradient_at(&fine[1], &[0.5]), [1.5, 1.0]);
+    assert_eq!(gradient_at(&fine[0], &[0.5]), Ok(vec![0.25, 1.0]));
+    assert_eq!(gradient_at(&fine[1], &[0.5]), Ok(vec![1.5, 1.0]));
 }
 
 /// Regenerates the fuzz targets' seed corpus (`fuzz/seeds/<target>/`) and

@@ -12,9 +12,9 @@
 //! loops nested up to 3 deep (damped carried values, strided reads of
 //! inputs, parameters and arrays, writes of both modes, `elem`/`store`),
 //! 1 to 8 inputs, up to 2,000 instructions of work; where the reverse
-//! transform is known to be wrong (`oracle::reverse_hazard`, three bugs
-//! with ignored tests in `tests/differential.rs`) it is drawn again, and
-//! only the JVP is compared if the hazard stays. At one point `x` (on a
+//! transform refuses the tape (`tapejit::ad::reverse_hazard`, re-exported
+//! by the oracle; see `tests/differential.rs`) it is drawn again, and only
+//! the JVP is compared (and the refusal checked) if the hazard stays. At one point `x` (on a
 //! 2^-20 grid in
 //! `[-0.75, 0.75]^n`) and one direction `v` (on a 2^-10 grid in `[-1, 1]^n`),
 //! so that every stencil point `x ± h v` is exact, with the derived tapes

@@ -28,9 +28,9 @@
 //! IEEE 754 leaves the sign of a NaN produced by arithmetic unspecified
 //! (x86 returns the first NaN operand, so `a * b` and `b * a` may differ),
 //! so outputs that depend on such a sign through `copysign` or `signbit`
-//! are not compared (see `oracle::check_equivalent`). Derivatives are not
-//! compared where the reverse transform is known to be wrong
-//! (`oracle::reverse_hazard`).
+//! are not compared (see `oracle::check_equivalent`). Reverse-mode tapes
+//! are not built where the reverse transform refuses the tape
+//! (`tapejit::ad::reverse_hazard`); the refusal is checked instead.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

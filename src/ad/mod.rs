@@ -10,13 +10,17 @@ mod budget;
 pub mod checkpoint;
 mod emit;
 pub mod forward;
+mod hazards;
 mod loops;
 mod loops_forward;
-pub mod reverse;
+// Private: the public entry points below refuse the tapes it gets wrong.
+mod reverse;
 mod rules;
 mod segments;
 
 pub use budget::{MemoryBudget, DEFAULT_BUDGET_BYTES};
+pub(crate) use hazards::refuse_hazards;
+pub use hazards::reverse_hazard;
 pub use reverse::Seed;
 pub use segments::SegmentPlan;
 
@@ -55,17 +59,26 @@ fn check_straight(tape: &Tape, wrt: &Range<usize>) -> Result<()> {
     Ok(())
 }
 
-/// The adjoint tape of `tape` with respect to the inputs in `wrt`; see
-/// [`reverse::reverse`] for its layout. Verifies `tape` first.
+/// The adjoint tape of `tape` with respect to the inputs in `wrt`.
+///
+/// Its instructions start with `tape`'s own (the forward sweep, unchanged
+/// but for loops also storing what their reverse needs), followed by the
+/// reverse sweep. Inputs: `tape`'s inputs, then (for [`Seed::Inputs`]) one
+/// weight per output number. Outputs: `tape`'s outputs, then the adjoint of
+/// each input in `wrt` (an array slice when loops read the inputs).
+///
+/// Verifies `tape` first, and refuses (`Error::Unsupported`) a tape it
+/// would differentiate wrongly ([`reverse_hazard`]).
 pub fn reverse(tape: &Tape, wrt: Range<usize>, seed: Seed) -> Result<Tape> {
     check(tape, &wrt)?;
+    refuse_hazards(tape)?;
     Ok(reverse::reverse(tape, wrt, seed))
 }
 
 /// [`reverse`] under a memory budget: a loop of the root whose stored
 /// states would exceed it is checkpointed (same gradient, bit for bit, with
 /// bounded memory and recomputation). A budget smaller than one snapshot of
-/// some loop's state is an error.
+/// some loop's state is an error, and so is a tape [`reverse`] refuses.
 pub fn reverse_with_budget(
     tape: &Tape,
     wrt: Range<usize>,
@@ -73,6 +86,7 @@ pub fn reverse_with_budget(
     budget: MemoryBudget,
 ) -> Result<Tape> {
     check(tape, &wrt)?;
+    refuse_hazards(tape)?;
     check_budget(tape, budget)?;
     Ok(reverse::reverse_with_budget(tape, wrt, seed, budget))
 }

@@ -41,6 +41,9 @@ pub struct Function {
     vjp: OnceLock<Prepared>,
     hvp: OnceLock<Prepared>,
     jacobian: OnceLock<Option<Prepared>>,
+    /// Whether the reverse transform handles the primal tape; checked on
+    /// first use, since a function only evaluated never needs it.
+    reverse_ok: OnceLock<Result<()>>,
     engine: Engine,
 }
 
@@ -137,6 +140,7 @@ impl Function {
             vjp: OnceLock::new(),
             hvp: OnceLock::new(),
             jacobian: OnceLock::new(),
+            reverse_ok: OnceLock::new(),
             engine: options.engine,
         })
     }
@@ -205,9 +209,19 @@ impl Function {
         }
     }
 
+    /// The reverse transform's refusal of the primal tape, if it refuses it
+    /// ([`ad::reverse_hazard`]): the derived tapes below are built with the
+    /// unchecked transforms, inside `OnceLock`s that cannot fail.
+    fn check_reverse(&self) -> Result<()> {
+        self.reverse_ok
+            .get_or_init(|| ad::refuse_hazards(self.tape()))
+            .clone()
+    }
+
     /// Outputs: value, then gradient.
     pub(super) fn gradient_prepared(&self) -> Result<&Prepared> {
         self.require_scalar("a gradient")?;
+        self.check_reverse()?;
         let n = self.n_inputs();
         Ok(self.gradient.get_or_init(|| {
             let budget = self.options.memory_budget;
@@ -224,13 +238,14 @@ impl Function {
     }
 
     /// Inputs: x, w. Outputs: values, then the VJP.
-    pub(super) fn vjp_prepared(&self) -> &Prepared {
+    pub(super) fn vjp_prepared(&self) -> Result<&Prepared> {
+        self.check_reverse()?;
         let (n, m) = (self.n_inputs(), self.n_outputs());
-        self.vjp.get_or_init(|| {
+        Ok(self.vjp.get_or_init(|| {
             let budget = self.options.memory_budget;
             let tape = ad::verified::reverse_with_budget(self.tape(), 0..n, Seed::Inputs, budget);
             self.derived(tape, n, m)
-        })
+        }))
     }
 
     /// Inputs: x, v. Outputs: value, gradient, their tangents: the last n are Hv.
@@ -277,9 +292,10 @@ impl Function {
         &self.tangent_prepared().tape
     }
 
-    /// The adjoint tape with output weights as extra inputs (VJP).
-    pub fn vjp_tape(&self) -> &Tape {
-        &self.vjp_prepared().tape
+    /// The adjoint tape with output weights as extra inputs (VJP); an error
+    /// where the reverse transform refuses the tape ([`ad::reverse_hazard`]).
+    pub fn vjp_tape(&self) -> Result<&Tape> {
+        Ok(&self.vjp_prepared()?.tape)
     }
 
     /// The forward-over-reverse tape computing value, gradient and one HVP.
@@ -305,7 +321,7 @@ impl Function {
 
     /// The compiled VJP tape (compiling it now if needed).
     pub fn compiled_vjp(&self) -> Result<&JitFunction> {
-        self.vjp_prepared().compiled()
+        self.vjp_prepared()?.compiled()
     }
 
     /// Binds passive parameters `p` for the evaluations of the returned view.

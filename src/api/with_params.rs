@@ -65,7 +65,7 @@ impl<'a> WithParams<'a> {
         check_len("x", x.len(), n)?;
         check_len("w", w.len(), m)?;
         check_len("vjp output", wj.len(), n)?;
-        let tape = self.f.vjp_prepared();
+        let tape = self.f.vjp_prepared()?;
         tape.run(self.engine, (x, w), self.p, wj, |_| ())
     }
 

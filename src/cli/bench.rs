@@ -42,7 +42,7 @@ fn gradient_tape(f: &Function) -> Result<&Tape> {
     if f.n_outputs() == 1 {
         f.gradient_tape()
     } else {
-        Ok(f.vjp_tape())
+        f.vjp_tape()
     }
 }
 

@@ -555,7 +555,7 @@ fn show(spec: &str, all: bool, memory_budget: crate::MemoryBudget) -> Result<(),
     let derived = if case.n_outputs() == 1 {
         f.gradient_tape().map_err(|e| e.to_string())?
     } else {
-        f.vjp_tape()
+        f.vjp_tape().map_err(|e| e.to_string())?
     };
     print_tape(&format!("optimized {name}"), derived, all);
     print_schedules(derived);

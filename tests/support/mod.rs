@@ -35,6 +35,10 @@ use tapejit::ir::{Inst, Op, Output, Tape};
 use tapejit::jit::{self, JitFunction, JitOptions};
 use tapejit::{ad, interp, opt, Error};
 
+/// The library's detector of the tapes the reverse transforms refuse: the
+/// checks comparing reverse-mode derivatives with a reference skip them.
+pub use tapejit::ad::reverse_hazard;
+
 /// What an evaluation gave: every output, or the error.
 pub type Outcome = Result<Vec<f64>, Error>;
 
@@ -205,9 +209,11 @@ pub fn assert_matches(
     assert_same(what, &expected, got, errors, tape, point);
 }
 
-/// The derived tapes of `tape` with respect to all its inputs: gradient of
-/// the sum of the outputs, VJP, JVP, Jacobian (straight-line tapes only:
-/// the forward vector mode does not go through loops) and HVP.
+/// The derived tapes of `tape` with respect to all its inputs: JVP,
+/// Jacobian (straight-line tapes only: the forward vector mode does not go
+/// through loops), VJP, HVP and gradient of the sum of the outputs; the
+/// reverse-mode ones only where the transform does not refuse the tape
+/// ([`reverse_hazard`], checked to be refused).
 pub fn derived_tapes(tape: &Tape) -> Vec<(&'static str, Tape)> {
     derived_tapes_with(tape, false)
 }
@@ -225,23 +231,24 @@ pub fn derived_tapes_with(tape: &Tape, optimize: bool) -> Vec<(&'static str, Tap
         }
     };
     let gradient = ad::reverse(tape, 0..n, ad::Seed::One);
-    let hvp = gradient
-        .as_ref()
-        .map_err(Clone::clone)
-        .and_then(|g| ad::forward(g, 0..n));
-    let mut derived = vec![
-        (
-            "vjp",
-            derive("vjp", ad::reverse(tape, 0..n, ad::Seed::Inputs)),
-        ),
-        ("jvp", derive("jvp", ad::forward(tape, 0..n))),
-    ];
+    let vjp = ad::reverse(tape, 0..n, ad::Seed::Inputs);
+    let mut derived = vec![("jvp", derive("jvp", ad::forward(tape, 0..n)))];
     if !tape.has_structure() {
         derived.push((
             "jacobian",
             derive("jacobian", ad::jacobian_forward(tape, 0..n)),
         ));
     }
+    if reverse_hazard(tape).is_some() {
+        assert_refused("gradient", gradient, tape);
+        assert_refused("vjp", vjp, tape);
+        return derived;
+    }
+    let hvp = gradient
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|g| ad::forward(g, 0..n));
+    derived.push(("vjp", derive("vjp", vjp)));
     derived.push(("hvp", derive("hvp", hvp)));
     derived.push(("gradient", derive("gradient", gradient)));
     if let Some(segmented) = segmented_gradient(tape) {
@@ -510,15 +517,11 @@ pub fn check_opt<C: Choices + ?Sized>(c: &mut C, tape: &Tape, points: usize, der
 /// The derived tapes of `tape` ([`derived_tapes`]) compute its outputs
 /// first, exactly as it does (their forward sweep is its instructions), at
 /// `points` random points (random weights and tangents too). A tape the
-/// reverse transform is known to get wrong ([`reverse_hazard`]) is checked
-/// on its forward-mode tapes only.
+/// reverse transform refuses ([`reverse_hazard`]) is checked on its
+/// forward-mode tapes only.
 pub fn check_derived_values<C: Choices + ?Sized>(c: &mut C, tape: &Tape, points: usize) {
-    let hazard = reverse_hazard(tape).is_some();
     let m = tape.n_outputs();
     for (what, d) in derived_tapes(tape) {
-        if hazard && !matches!(what, "jvp" | "jacobian") {
-            continue;
-        }
         for _ in 0..points {
             let (x, p) = random_inputs(c, tape);
             let extra: Vec<f64> = (tape.n_inputs()..d.n_inputs())
@@ -538,17 +541,10 @@ pub fn check_derived_values<C: Choices + ?Sized>(c: &mut C, tape: &Tape, points:
 /// every state stored computes, under the interpreter, at `points` random
 /// points; the same after `opt::optimize`, and the checkpointed tape's text
 /// round-trips. Returns whether a loop was checkpointed and the gradients
-/// compared: a tape the reverse transform is known to get wrong
-/// ([`reverse_hazard`]) is only transformed.
+/// compared: a tape the reverse transform refuses ([`reverse_hazard`]) is
+/// checked to be refused.
 pub fn check_checkpoints<C: Choices + ?Sized>(c: &mut C, tape: &Tape, points: usize) -> bool {
     let n = tape.n_inputs();
-    // Where the reverse transform is known to be wrong, the recomputed
-    // states differ from the stored ones (both wrong): compare nothing.
-    let points = if reverse_hazard(tape).is_some() {
-        0
-    } else {
-        points
-    };
     let seed = if c.one_in(2) {
         ad::Seed::One
     } else {
@@ -556,6 +552,11 @@ pub fn check_checkpoints<C: Choices + ?Sized>(c: &mut C, tape: &Tape, points: us
     };
     let snapshots = 1 + c.below(4) as u32;
     let budget = tapejit::MemoryBudget::Snapshots(snapshots);
+    if reverse_hazard(tape).is_some() {
+        let refused = ad::reverse_with_budget(tape, 0..n, seed, budget);
+        assert_refused("checkpointed reverse", refused, tape);
+        return false;
+    }
     let stored = ad::reverse_with_budget(tape, 0..n, seed, tapejit::MemoryBudget::Unlimited)
         .unwrap_or_else(|e| panic!("reverse ({seed:?}): {e}\n{tape}"));
     let checkpointed = ad::reverse_with_budget(tape, 0..n, seed, budget)
@@ -651,7 +652,7 @@ pub struct FdStats {
     /// Derivatives skipped: the differences at two step sizes disagreed.
     pub skipped: usize,
     /// Tapes whose reverse-mode derivatives were not compared: the reverse
-    /// transform is known to get them wrong ([`reverse_hazard`]).
+    /// transform refuses them ([`reverse_hazard`]).
     pub reverse_skipped: usize,
 }
 
@@ -737,7 +738,8 @@ pub fn fd_point<C: Choices + ?Sized>(c: &mut C, n: usize) -> (Vec<f64>, Vec<f64>
 /// VJP (random weights) along the direction, and each HVP component
 /// against differences of the gradient. With `optimize`, the derived tapes
 /// are optimized first, as `Function` does. Only the JVP is compared on a
-/// tape the reverse transform is known to get wrong ([`reverse_hazard`]).
+/// tape the reverse transform refuses ([`reverse_hazard`], checked to be
+/// refused).
 pub fn check_fd<C: Choices + ?Sized>(c: &mut C, s: &SmoothTape, optimize: bool) -> FdStats {
     let tape = &s.tape;
     let p = &s.params[..];
@@ -749,10 +751,18 @@ pub fn check_fd<C: Choices + ?Sized>(c: &mut C, s: &SmoothTape, optimize: bool) 
             t
         }
     };
-    let gradient_tape = ad::reverse(tape, 0..n, ad::Seed::One).unwrap();
-    let hvp = prepare(ad::forward(&gradient_tape, 0..n).unwrap());
-    let gradient_tape = prepare(gradient_tape);
-    let vjp = prepare(ad::reverse(tape, 0..n, ad::Seed::Inputs).unwrap());
+    let hazard = reverse_hazard(tape).is_some();
+    let gradient_tape = ad::reverse(tape, 0..n, ad::Seed::One);
+    let vjp = ad::reverse(tape, 0..n, ad::Seed::Inputs);
+    let reverse = if hazard {
+        assert_refused("gradient", gradient_tape, tape);
+        assert_refused("vjp", vjp, tape);
+        None
+    } else {
+        let gradient_tape = gradient_tape.unwrap();
+        let hvp = prepare(ad::forward(&gradient_tape, 0..n).unwrap());
+        Some((prepare(gradient_tape), prepare(vjp.unwrap()), hvp))
+    };
     let jvp = prepare(ad::forward(tape, 0..n).unwrap());
 
     let (x, v) = fd_point(c, n);
@@ -763,9 +773,6 @@ pub fn check_fd<C: Choices + ?Sized>(c: &mut C, s: &SmoothTape, optimize: bool) 
     };
     let cat = |a: &[f64], b: &[f64]| [a, b].concat();
     let tangent = eval(&jvp, &cat(&x, &v));
-    let gradient = eval(&gradient_tape, &x);
-    let weighted = eval(&vjp, &cat(&x, &w));
-    let second = eval(&hvp, &cat(&x, &v));
     let dot = |a: &[f64]| a.iter().zip(&v).map(|(a, b)| a * b).sum::<f64>();
     let dot_scale = |a: &[f64]| a.iter().zip(&v).map(|(a, b)| (a * b).abs()).sum::<f64>();
 
@@ -787,8 +794,10 @@ pub fn check_fd<C: Choices + ?Sized>(c: &mut C, s: &SmoothTape, optimize: bool) 
         let what = format!("JVP component {k}");
         count(fd_agrees(&what, &context, tangent[m + k], 0.0, &phi));
     }
-    let hazard = reverse_hazard(tape).is_some();
-    if !hazard {
+    if let Some((gradient_tape, vjp, hvp)) = &reverse {
+        let gradient = eval(gradient_tape, &x);
+        let weighted = eval(vjp, &cat(&x, &w));
+        let second = eval(hvp, &cat(&x, &v));
         let phi = |h| at(tape, h).map(|(out, a)| (out.iter().sum(), a));
         let (g, scale) = (dot(&gradient[m..]), dot_scale(&gradient[m..]));
         count(fd_agrees("gradient . v", &context, g, scale, &phi));
@@ -796,7 +805,7 @@ pub fn check_fd<C: Choices + ?Sized>(c: &mut C, s: &SmoothTape, optimize: bool) 
         let (g, scale) = (dot(&weighted[m..]), dot_scale(&weighted[m..]));
         count(fd_agrees("VJP . v", &context, g, scale, &phi));
         for j in 0..n {
-            let phi = |h| at(&gradient_tape, h).map(|(out, a)| (out[m + j], a));
+            let phi = |h| at(gradient_tape, h).map(|(out, a)| (out[m + j], a));
             let what = format!("HVP component {j}");
             count(fd_agrees(&what, &context, second[2 * m + n + j], 0.0, &phi));
         }
@@ -1491,8 +1500,8 @@ pub fn long_tape_config<C: Choices + ?Sized>(c: &mut C) -> tapejit::ir::random::
 }
 
 /// A smooth loop tape for [`check_fd`] ([`smooth_loop_config`]), drawn
-/// again up to 3 times while the reverse transform is known to get it
-/// wrong ([`reverse_hazard`]: only its JVP could be checked).
+/// again up to 3 times while the reverse transform refuses it
+/// ([`reverse_hazard`]: only its JVP could be checked).
 pub fn fd_loop_tape<C: Choices + ?Sized>(c: &mut C) -> SmoothTape {
     let draw = |c: &mut C| {
         let config = smooth_loop_config(c);
@@ -1559,121 +1568,12 @@ pub fn smooth_loop_config<C: Choices + ?Sized>(
     }
 }
 
-// Where the reverse transform is known to be wrong (see the ignored tests
-// `reverse_*` in tests/differential.rs): the checks that compare
-// reverse-mode derivatives with another reference skip such tapes.
-
-/// Why the reverse transform (`ad::reverse`) gets `tape` wrong, if it is
-/// one of the three known cases (found by the differential suite; see the
-/// ignored tests `reverse_*` in `tests/differential.rs`):
-///
-/// - an array element read inside a loop (a strided read or an `elem` in a
-///   body) is written afterwards: the reverse loop recomputes the iteration
-///   by reading the array again, after the forward sweep, so it sees the
-///   later value;
-/// - a loop's `store` write hits an element already written in the same
-///   iteration (by an earlier write, a `store` in the body or a nested
-///   loop): the earlier value's adjoint should be zero, but the reverse
-///   body reads the element's adjoint before resetting it;
-/// - a loop body stores into an array (a `store`, or the writes of a nested
-///   loop): the reverse loop recomputes each iteration, side effects
-///   included, backwards, so the arrays end up changed (an `add` applied
-///   twice, the first iteration's `store` last); so does a checkpoint's
-///   step.
-///
-/// Accesses do not depend on values, so walking the loops once (guards
-/// aside) finds every such element.
-pub fn reverse_hazard(tape: &Tape) -> Option<String> {
-    struct Walk {
-        read_in_loop: Vec<Vec<bool>>,
-        /// Elements written in the current iteration of each open loop.
-        written: Vec<std::collections::HashSet<(u32, i64)>>,
-        index: Vec<u32>,
-        found: Option<String>,
+/// The refusal the reverse transforms give `tape` where they would be
+/// wrong ([`reverse_hazard`]): an `Error::Unsupported` naming the hazard.
+pub fn assert_refused(what: &str, got: tapejit::Result<Tape>, tape: &Tape) {
+    match got {
+        Err(Error::Unsupported(msg)) if msg.contains("reverse mode does not handle") => {}
+        Err(e) => panic!("{what}: refused with an unexpected error: {e}\n{tape}"),
+        Ok(t) => panic!("{what}: not refused\n{tape}\n{what}:\n{t}"),
     }
-    impl Walk {
-        fn write(&mut self, array: u32, k: i64, what: &str, store_write: bool) {
-            if self.found.is_some() {
-                return;
-            }
-            if self.read_in_loop[array as usize][k as usize] {
-                self.found = Some(format!(
-                    "a{array}[{k}] is read in a loop, then written by {what} at {:?}",
-                    self.index
-                ));
-            } else if store_write && self.written.last().is_some_and(|w| w.contains(&(array, k))) {
-                self.found = Some(format!(
-                    "a{array}[{k}] is written twice in one iteration, last by {what} at {:?}",
-                    self.index
-                ));
-            }
-            for w in &mut self.written {
-                w.insert((array, k));
-            }
-        }
-        fn tape(&mut self, tape: &Tape, depth: usize) {
-            for inst in tape.insts() {
-                match inst.op {
-                    Op::Elem if depth > 0 => {
-                        self.read_in_loop[inst.args[0] as usize][inst.args[1] as usize] = true
-                    }
-                    Op::Store if depth > 0 && self.found.is_none() => {
-                        self.found = Some(format!(
-                            "a{}[{}] is stored in a loop body at {:?}",
-                            inst.args[0], inst.args[1], self.index
-                        ));
-                    }
-                    Op::Store => {
-                        self.write(inst.args[0], i64::from(inst.args[1]), "a store", false)
-                    }
-                    Op::Loop if depth > 0 && !tape.loop_of(inst).writes.is_empty() => {
-                        let at = &self.index;
-                        self.found.get_or_insert_with(|| {
-                            format!("a loop nested in a body writes at {at:?}")
-                        });
-                    }
-                    Op::Loop => {
-                        let lp = tape.loop_of(inst);
-                        self.index.push(0);
-                        for k in 0..lp.trips {
-                            *self.index.last_mut().unwrap() = k;
-                            for r in &lp.reads {
-                                if let tapejit::ir::Buffer::Array(a) = r.buffer {
-                                    let e = r.element(&self.index) as usize;
-                                    self.read_in_loop[a as usize][e] = true;
-                                }
-                            }
-                            self.written.push(Default::default());
-                            self.tape(&lp.body, depth + 1);
-                            for w in &lp.writes {
-                                if let tapejit::ir::Buffer::Array(a) = w.access.buffer {
-                                    let e = w.access.element(&self.index);
-                                    let store = w.mode == tapejit::ir::WriteMode::Store;
-                                    self.write(a, e, "a loop write", store);
-                                }
-                            }
-                            self.written.pop();
-                            if self.found.is_some() {
-                                return;
-                            }
-                        }
-                        self.index.pop();
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-    let mut walk = Walk {
-        read_in_loop: tape
-            .arrays()
-            .iter()
-            .map(|&len| vec![false; len as usize])
-            .collect(),
-        written: Vec::new(),
-        index: Vec::new(),
-        found: None,
-    };
-    walk.tape(tape, 0);
-    walk.found
 }
