@@ -9,8 +9,8 @@ use std::hint::black_box;
 use support::*;
 use tapejit::ir::random::loops::arbitrary_loop_tape;
 use tapejit::ir::random::{arbitrary_tape, random_tape, Choices, RandomTapeConfig};
-use tapejit::suite::{lorenz_rk4_fold, LORENZ_DEFAULT_INPUT};
 use tapejit::jit::{self, JitOptions};
+use tapejit::suite::{lorenz_rk4_fold, LORENZ_DEFAULT_INPUT};
 use tapejit::{ad, trace_scalar, trace_vector, Engine, Function, MemoryBudget, Options, Real};
 
 /// The default options, flushing.
@@ -82,7 +82,14 @@ fn flushing_checkpointed_gradients_agree_and_equal_stored_states() {
             let got = interpret_with(&checkpointed, &x, &p, true);
             let jit = run_plain(&code, splits_of(&checkpointed, &options), &x, &p);
             let what = format!("flushing JIT {options:?} vs interpreter:\n{tape}");
-            assert_same(&what, &got, &jit, Errors::Identical, &checkpointed, (&x, &p));
+            assert_same(
+                &what,
+                &got,
+                &jit,
+                Errors::Identical,
+                &checkpointed,
+                (&x, &p),
+            );
             let expected = loop_reference_with(&stored, &x, &p, true);
             let what = format!("flushing, {budget:?} against stored states:\n{tape}");
             assert_matches(
@@ -135,13 +142,25 @@ fn subnormal_results_and_operands_become_signed_zeros() {
     let at = [-1e-310, 2.0, 1.0];
     for engine in [Engine::Jit, Engine::Interpreter] {
         let mut out = [0.0; 2];
-        ieee.with_params(&[]).unwrap().engine(engine).eval(&x, &mut out).unwrap();
+        ieee.with_params(&[])
+            .unwrap()
+            .engine(engine)
+            .eval(&x, &mut out)
+            .unwrap();
         assert_eq!(bits(&out), bits(&native), "{engine:?}");
-        flush.with_params(&[]).unwrap().engine(engine).eval(&x, &mut out).unwrap();
+        flush
+            .with_params(&[])
+            .unwrap()
+            .engine(engine)
+            .eval(&x, &mut out)
+            .unwrap();
         assert_eq!(bits(&out), bits(&[-0.0, -0.0]), "{engine:?}: {out:?}");
 
         let (v, g) = gradient(&ieee_product, engine, &at);
-        assert!(v.is_subnormal() && g[1].is_subnormal(), "{engine:?}: {v:e} {g:?}");
+        assert!(
+            v.is_subnormal() && g[1].is_subnormal(),
+            "{engine:?}: {v:e} {g:?}"
+        );
         assert_eq!(g[0], 2.0);
         let (v, g) = gradient(&flushing_product, engine, &at);
         assert_eq!(v.to_bits(), (-0.0f64).to_bits(), "{engine:?}: {v:e}");
@@ -155,13 +174,17 @@ fn subnormal_results_and_operands_become_signed_zeros() {
 #[test]
 fn the_callers_mode_is_restored_after_a_failing_guard() {
     let f = Function::from_tape_with(
-        trace_scalar(&[1.0], &[], |x, _| {
-            if x[0] > 0.0 {
-                x[0] * 1e-300
-            } else {
-                -x[0]
-            }
-        })
+        trace_scalar(
+            &[1.0],
+            &[],
+            |x, _| {
+                if x[0] > 0.0 {
+                    x[0] * 1e-300
+                } else {
+                    -x[0]
+                }
+            },
+        )
         .unwrap(),
         flushing(),
     )

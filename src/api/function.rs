@@ -158,8 +158,7 @@ impl Function {
             tape.clone()
         };
         ad::check_budget(&primal, options.memory_budget)?;
-        if options.flush_subnormals && !cfg!(any(target_arch = "x86_64", target_arch = "aarch64"))
-        {
+        if options.flush_subnormals && !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
             return Err(Error::Unsupported(format!(
                 "flush_subnormals needs an x86-64 or aarch64 host (the JIT sets its \
                  floating-point control register), not {}",
@@ -230,7 +229,12 @@ impl Function {
         } else {
             tape
         };
-        Prepared::new(tape, input_split, output_split, self.options.flush_subnormals)
+        Prepared::new(
+            tape,
+            input_split,
+            output_split,
+            self.options.flush_subnormals,
+        )
     }
 
     pub(super) fn require_scalar(&self, what: &str) -> Result<()> {

@@ -165,8 +165,16 @@ mod tests {
             if hw_mul == 0.0 && a * b != 0.0 && !(a * b).is_subnormal() {
                 sliver += 1;
             }
-            assert_eq!(hw_mul.to_bits(), flush::mul(a, b).to_bits(), "{a:e} * {b:e}");
-            assert_eq!(hw_div.to_bits(), flush::div(a, q).to_bits(), "{a:e} / {q:e}");
+            assert_eq!(
+                hw_mul.to_bits(),
+                flush::mul(a, b).to_bits(),
+                "{a:e} * {b:e}"
+            );
+            assert_eq!(
+                hw_div.to_bits(),
+                flush::div(a, q).to_bits(),
+                "{a:e} / {q:e}"
+            );
             let sub = flush::flush(flush::flush(a) - flush::flush(b));
             assert_eq!(hw_add.to_bits(), sub.to_bits(), "{a:e} - {b:e}");
         }

@@ -10,8 +10,8 @@
 
 use super::layout::Layout;
 use super::math;
-use crate::ir::flush;
 use crate::error::Error;
+use crate::ir::flush;
 use crate::ir::{Inst, Op, Tape};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{

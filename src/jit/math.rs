@@ -139,8 +139,14 @@ pub(super) fn all() -> Vec<(&'static str, *const u8, usize)> {
     let ops = crate::ir::ALL_OPS.iter();
     let mut all = Vec::new();
     for flush in [false, true] {
-        all.extend(ops.clone().filter_map(|&op| unary(op, flush).map(|(n, p)| (n, p, 1))));
-        all.extend(ops.clone().filter_map(|&op| binary(op, flush).map(|(n, p)| (n, p, 2))));
+        all.extend(
+            ops.clone()
+                .filter_map(|&op| unary(op, flush).map(|(n, p)| (n, p, 1))),
+        );
+        all.extend(
+            ops.clone()
+                .filter_map(|&op| binary(op, flush).map(|(n, p)| (n, p, 2))),
+        );
     }
     all.extend([
         (POWI.0, POWI.1, 2),

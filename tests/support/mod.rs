@@ -27,8 +27,8 @@
 
 #![allow(dead_code)] // each includer uses its own subset
 
-use tapejit::ir::random::{random_inputs, Choices, SmoothTape};
 use tapejit::ir::flush;
+use tapejit::ir::random::{random_inputs, Choices, SmoothTape};
 use tapejit::ir::semantics::same;
 use tapejit::ir::{Inst, Op, Output, Tape};
 use tapejit::jit::{self, JitFunction, JitOptions};
