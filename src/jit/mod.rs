@@ -15,6 +15,10 @@
 //! Rust driver that runs its schedule (`schedule`, state in scratch),
 //! calling the loop's forward step and reverse body compiled as two more
 //! functions (`checkpoint`).
+//!
+//! With [`JitOptions::flush_subnormals`] a call runs with the hardware
+//! flushing subnormals (`fpmode`), and the code flushes what it reads from
+//! the caller's buffers and its constants (see `Lower::flush`).
 
 mod arrays;
 mod checkpoint;
