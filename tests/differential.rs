@@ -28,31 +28,6 @@ use tapejit::ir::semantics::same;
 use tapejit::ir::Tape;
 use tapejit::rng::SplitMix64;
 
-/// Runs `case(rng, number)` for `count` seeded cases, naming the case that fails.
-fn cases(name: &str, count: u64, mut case: impl FnMut(&mut SplitMix64, u64)) {
-    let only = std::env::var("DIFFERENTIAL_CASE").ok();
-    for k in 0..count {
-        let label = format!("{name}:{k}");
-        if only.as_deref().is_some_and(|o| o != label) {
-            continue;
-        }
-        // One stream per case, independent of the others.
-        let seed = SplitMix64::new(k ^ hash(name)).next_u64();
-        let mut rng = SplitMix64::new(seed);
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(&mut rng, k)));
-        if let Err(e) = result {
-            eprintln!("differential case {label} failed (rerun: DIFFERENTIAL_CASE={label})");
-            std::panic::resume_unwind(e);
-        }
-    }
-}
-
-fn hash(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
 #[test]
 fn jit_agrees_with_the_interpreter_on_arbitrary_tapes() {
     cases("jit", 700, |rng, _| {

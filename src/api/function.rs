@@ -63,6 +63,36 @@ pub struct Options {
     /// (default 256 MiB); a loop needing more is checkpointed
     /// ([`MemoryBudget`]). Hessian-vector products store every state.
     pub memory_budget: MemoryBudget,
+    /// Flush subnormal numbers to zero (default `false`: IEEE 754).
+    ///
+    /// When on, every evaluation (primal and derivatives alike, on either
+    /// engine) reads a subnormal operand as a zero of the same sign (DAZ)
+    /// and turns a result that would be subnormal into a zero of the same
+    /// sign (FTZ), as x86-64 does with MXCSR.FTZ and DAZ set and aarch64
+    /// with FPCR.FZ (XLA's CPU default). Inputs, parameters and constants
+    /// are read that way too. Results then differ from IEEE wherever a
+    /// subnormal appears, e.g. long reverse sweeps whose adjoints decay
+    /// below `f64::MIN_POSITIVE` get exact zeros, which avoids the CPU's
+    /// slow path for subnormals. The JIT and the interpreter agree bit for
+    /// bit.
+    ///
+    /// - JIT: each call sets the thread's floating-point control register
+    ///   for its duration and restores the caller's value afterwards (also
+    ///   when a guard fails). Rust code the compiled code calls runs in that
+    ///   mode: the math functions (`exp`, `sin`, `mul_add`, ...) switch back
+    ///   to IEEE arithmetic on their flushed operands and flush their result;
+    ///   the checkpoint schedule driver only moves values.
+    /// - Interpreter: the same semantics, emulated ([`crate::ir::flush`]).
+    /// - A "tiny" result is decided as the host does: after rounding on
+    ///   x86-64, before rounding on aarch64 (they differ only for products
+    ///   and quotients rounding to exactly `±f64::MIN_POSITIVE`).
+    /// - Values computed while tracing, and constant-only operations the
+    ///   tracer or the optimizer folds, use IEEE arithmetic; flushing
+    ///   applies to the evaluation of the resulting tapes.
+    ///
+    /// Supported on x86-64 and aarch64 hosts; elsewhere making a
+    /// [`Function`] with it returns [`Error::Unsupported`].
+    pub flush_subnormals: bool,
 }
 
 impl Default for Options {
@@ -72,6 +102,7 @@ impl Default for Options {
             reroll: true,
             engine: Engine::Auto,
             memory_budget: MemoryBudget::default(),
+            flush_subnormals: false,
         }
     }
 }
@@ -130,11 +161,18 @@ impl Function {
             tape.clone()
         };
         ad::check_budget(&primal, options.memory_budget)?;
+        if options.flush_subnormals && !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+            return Err(Error::Unsupported(format!(
+                "flush_subnormals needs an x86-64 or aarch64 host (the JIT sets its \
+                 floating-point control register), not {}",
+                std::env::consts::ARCH
+            )));
+        }
         Ok(Function {
             traced: tape,
             options,
             // All outputs to the caller's buffer.
-            primal: Prepared::new(primal, n, 0),
+            primal: Prepared::new(primal, n, 0, options.flush_subnormals),
             gradient: OnceLock::new(),
             tangent: OnceLock::new(),
             vjp: OnceLock::new(),
@@ -195,7 +233,12 @@ impl Function {
         } else {
             tape
         };
-        Prepared::new(tape, input_split, output_split)
+        Prepared::new(
+            tape,
+            input_split,
+            output_split,
+            self.options.flush_subnormals,
+        )
     }
 
     pub(super) fn require_scalar(&self, what: &str) -> Result<()> {

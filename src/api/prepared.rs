@@ -35,6 +35,8 @@ pub(crate) struct Prepared {
     pub tape: Tape,
     input_split: usize,
     output_split: usize,
+    /// Evaluate with subnormals flushed (`Options::flush_subnormals`).
+    flush: bool,
     compiled: OnceLock<std::result::Result<JitFunction, Error>>,
 }
 
@@ -62,11 +64,12 @@ thread_local! {
 }
 
 impl Prepared {
-    pub fn new(tape: Tape, input_split: usize, output_split: usize) -> Prepared {
+    pub fn new(tape: Tape, input_split: usize, output_split: usize, flush: bool) -> Prepared {
         Prepared {
             tape,
             input_split,
             output_split,
+            flush,
             compiled: OnceLock::new(),
         }
     }
@@ -78,6 +81,7 @@ impl Prepared {
                 let options = JitOptions {
                     input_split: Some(self.input_split),
                     output_split: Some(self.output_split),
+                    flush_subnormals: self.flush,
                     ..JitOptions::default()
                 };
                 jit::compile_with(&self.tape, options)
@@ -181,7 +185,7 @@ impl Prepared {
                 inputs.extend_from_slice(head);
                 inputs.extend_from_slice(tail);
                 outputs.resize(self.tape.n_outputs(), 0.0);
-                interp::eval_verified(&self.tape, inputs, p, values, outputs)?;
+                interp::eval_verified(&self.tape, inputs, p, values, outputs, self.flush)?;
                 out_tail.copy_from_slice(&outputs[split..]);
                 Ok(read(&outputs[..split]))
             }

@@ -46,8 +46,14 @@ fn gradient_tape(f: &Function) -> Result<&Tape> {
     }
 }
 
-/// Measures one case for about `budget` of timed runs.
-pub fn run_case(case: &Case, budget: Duration, memory: MemoryBudget) -> Result<CaseReport> {
+/// Measures one case for about `budget` of timed runs, its functions made
+/// with `memory` and `flush_subnormals` (see [`Options`]).
+pub fn run_case(
+    case: &Case,
+    budget: Duration,
+    memory: MemoryBudget,
+    flush_subnormals: bool,
+) -> Result<CaseReport> {
     let x = case.default_input();
     let p = case.params();
     let w = case.vjp_weights();
@@ -69,12 +75,14 @@ pub fn run_case(case: &Case, budget: Duration, memory: MemoryBudget) -> Result<C
         traced.clone(),
         Options {
             memory_budget: memory,
+            flush_subnormals,
             ..Options::default()
         },
     )?;
     let unoptimized = Options {
         optimize: false,
         memory_budget: memory,
+        flush_subnormals,
         ..Options::default()
     };
     let raw = Function::from_tape_with(traced.clone(), unoptimized)?;
@@ -108,6 +116,7 @@ pub fn run_case(case: &Case, budget: Duration, memory: MemoryBudget) -> Result<C
     let no_reroll = Options {
         reroll: false,
         memory_budget: memory,
+        flush_subnormals,
         ..Options::default()
     };
     let unrolled = Function::from_tape_with(traced.clone(), no_reroll)?;
@@ -276,6 +285,7 @@ pub fn run_case(case: &Case, budget: Duration, memory: MemoryBudget) -> Result<C
         jit_grad_unrolled_s: compile_unrolled.map(|_| unrolled_s),
         max_rel_err_fd: Some(fd_err),
         interp_matches_native: Some(matches),
+        flush_subnormals,
         spread: samples.iter().map(|s| s.spread).collect(),
         rustflags: rustflags(),
     })

@@ -60,6 +60,11 @@ enum Command {
         /// needing more is checkpointed. Default 256MiB.
         #[arg(long, value_name = "BUDGET", default_value = "256MiB", value_parser = parse_memory_budget)]
         memory_budget: crate::MemoryBudget,
+        /// Evaluate with subnormal numbers flushed to zero (FTZ/DAZ; see
+        /// `Options::flush_subnormals`): results differ from IEEE wherever a
+        /// subnormal appears. The native primal is unchanged.
+        #[arg(long)]
+        flush_subnormals: bool,
         /// Instead of the suite: optimizer and JIT compile time per instruction
         /// for tapes of 10^3 to 10^6 instructions (takes about a minute).
         #[arg(long, conflicts_with_all = ["full", "cases", "scaling"])]
@@ -140,8 +145,16 @@ pub fn run(cli: Cli) -> Result<(), String> {
             json,
             seconds,
             memory_budget,
+            flush_subnormals,
             ..
-        } => bench(full, &cases, json, seconds.unwrap_or(1.5), memory_budget),
+        } => bench(
+            full,
+            &cases,
+            json,
+            seconds.unwrap_or(1.5),
+            memory_budget,
+            flush_subnormals,
+        ),
         Command::Show {
             case,
             all,
@@ -212,6 +225,7 @@ fn bench(
     json: Option<PathBuf>,
     seconds: f64,
     memory: crate::MemoryBudget,
+    flush_subnormals: bool,
 ) -> Result<(), String> {
     let budget = check_seconds(seconds)?;
     let cases = if specs.is_empty() {
@@ -229,13 +243,20 @@ fn bench(
     };
     let machine = Machine::current();
     print_machine(&machine, "bench");
+    if flush_subnormals {
+        println!(
+            "subnormals flushed to zero (--flush-subnormals): results may differ from IEEE \
+             and from the native primal"
+        );
+    }
     println!("{}", report::table_header());
     // Each case times for `budget` (and vector cases half as long again).
     let progress = Progress::new(cases.len(), budget.mul_f64(1.3 * cases.len() as f64));
     let mut reports = Vec::new();
     for case in &cases {
         progress.start(format!("{case}"));
-        let r = run_case(case, budget, memory).map_err(|e| format!("{case}: {e}"))?;
+        let r =
+            run_case(case, budget, memory, flush_subnormals).map_err(|e| format!("{case}: {e}"))?;
         progress.println(report::table_row(&r));
         if r.interp_matches_native == Some(false) {
             progress.println(format!(

@@ -118,6 +118,10 @@ pub struct CaseReport {
     pub spread: Vec<f64>,
     /// RUSTFLAGS of the build (empty if none).
     pub rustflags: String,
+    /// Whether the case's functions flushed subnormals to zero
+    /// (`tapejit bench --flush-subnormals`, `Options::flush_subnormals`;
+    /// the native primal never does; extension).
+    pub flush_subnormals: bool,
 }
 
 /// The machine a run happened on.

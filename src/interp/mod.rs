@@ -3,7 +3,7 @@
 
 use crate::ad::checkpoint::{Action, Schedule};
 use crate::error::{check_len, Error, Result};
-use crate::ir::{semantics, Access, Buffer, Checkpoint, Loop, Op, Output, Tape, WriteMode};
+use crate::ir::{flush, semantics, Access, Buffer, Checkpoint, Loop, Op, Output, Tape, WriteMode};
 
 /// Evaluates `tape` on `inputs` and `params`, writing its outputs to `out`.
 ///
@@ -19,16 +19,34 @@ pub fn eval(
     out: &mut [f64],
 ) -> Result<()> {
     tape.verify()?;
-    eval_verified(tape, inputs, params, values, out)
+    eval_verified(tape, inputs, params, values, out, false)
 }
 
-/// [`eval`] for a tape known to verify.
+/// [`eval`], with subnormals flushed if `flush_subnormals` (the semantics
+/// of `Options::flush_subnormals`, emulated as [`crate::ir::flush`] defines
+/// it: every value the tape computes or reads from its inputs, parameters
+/// and constants is flushed where it is written, products and quotients by
+/// the host's tininess rule, so that the result is the JIT's bit for bit).
+pub fn eval_with(
+    tape: &Tape,
+    inputs: &[f64],
+    params: &[f64],
+    values: &mut Vec<f64>,
+    out: &mut [f64],
+    flush_subnormals: bool,
+) -> Result<()> {
+    tape.verify()?;
+    eval_verified(tape, inputs, params, values, out, flush_subnormals)
+}
+
+/// [`eval_with`] for a tape known to verify.
 pub(crate) fn eval_verified(
     tape: &Tape,
     inputs: &[f64],
     params: &[f64],
     values: &mut Vec<f64>,
     out: &mut [f64],
+    flush_subnormals: bool,
 ) -> Result<()> {
     check_len("inputs", inputs.len(), tape.n_inputs())?;
     check_len("params", params.len(), tape.n_params())?;
@@ -59,6 +77,7 @@ pub(crate) fn eval_verified(
         arrays,
         array_base: &array_base,
         index: Vec::new(),
+        flush: flush_subnormals,
     };
     run(tape, inputs, &mut env, frame)?;
     let mut k = 0;
@@ -104,6 +123,8 @@ struct Env<'a> {
     arrays: &'a mut [f64],
     array_base: &'a [usize],
     index: Vec<u32>,
+    /// Subnormals flushed (see [`eval_with`]).
+    flush: bool,
 }
 
 impl Env<'_> {
@@ -118,18 +139,40 @@ impl Env<'_> {
     fn read(&self, a: &Access) -> f64 {
         let k = self.slot(a);
         match a.buffer {
+            Buffer::Input if self.flush => flush::flush(self.inputs[k]),
+            Buffer::Param if self.flush => flush::flush(self.params[k]),
             Buffer::Input => self.inputs[k],
             Buffer::Param => self.params[k],
+            // Arrays hold values already written by this evaluation.
             Buffer::Array(_) => self.arrays[k],
         }
     }
 }
 
-/// The dispatch loop. Hot arithmetic is spelled out here; everything else
-/// goes through [`semantics`], the definition shared with the tracer.
-/// `inputs` are the tape's own inputs (a loop body's slots); `frame` holds
-/// its values followed by the frames of its loops.
+/// The dispatch loop, compiled twice: as IEEE arithmetic, and with
+/// subnormals flushed (`FLUSH`).
 fn run(tape: &Tape, inputs: &[f64], env: &mut Env<'_>, frame: &mut [f64]) -> Result<()> {
+    if env.flush {
+        run_as::<true>(tape, inputs, env, frame)
+    } else {
+        run_as::<false>(tape, inputs, env, frame)
+    }
+}
+
+/// Hot arithmetic is spelled out here; everything else goes through
+/// [`semantics`], the definition shared with the tracer. `inputs` are the
+/// tape's own inputs (a loop body's slots); `frame` holds its values
+/// followed by the frames of its loops. With `FLUSH`, every value is
+/// flushed where it is written (so operands are flushed already), and the
+/// ops whose hardware result is not "the IEEE result, flushed" are
+/// computed by [`flush`].
+#[inline(always)]
+fn run_as<const FLUSH: bool>(
+    tape: &Tape,
+    inputs: &[f64],
+    env: &mut Env<'_>,
+    frame: &mut [f64],
+) -> Result<()> {
     let (v, loop_frames) = frame.split_at_mut(tape.len());
     let mut next_frame = 0usize;
     for (i, inst) in tape.insts().iter().enumerate() {
@@ -141,6 +184,16 @@ fn run(tape: &Tape, inputs: &[f64], env: &mut Env<'_>, frame: &mut [f64]) -> Res
             Op::Const => inst.const_value(),
             Op::Add => v[a] + v[b],
             Op::Sub => v[a] - v[b],
+            Op::Mul if FLUSH => flush::mul(v[a], v[b]),
+            Op::Div | Op::Recip if FLUSH => {
+                let (num, den) = if inst.op == Op::Div {
+                    (v[a], v[b])
+                } else {
+                    (1.0, v[a])
+                };
+                flush::div(num, den)
+            }
+            Op::PowI if FLUSH => flush::powi(v[a], inst.powi_exponent()),
             Op::Mul => v[a] * v[b],
             Op::Div => v[a] / v[b],
             Op::Neg => -v[a],
@@ -172,8 +225,10 @@ fn run(tape: &Tape, inputs: &[f64], env: &mut Env<'_>, frame: &mut [f64]) -> Res
                 next_frame += size;
                 run_loop(lp, cp, v, env, &mut loop_frames[start..start + size])
                     .map_err(|e| in_body(e, i))?;
-                // The loop's own slot remembers where its frame starts, for `loopout`.
-                f64::from_bits(start as u64)
+                // The loop's own slot remembers where its frame starts, for
+                // `loopout` (bits that must not be flushed).
+                v[i] = f64::from_bits(start as u64);
+                continue;
             }
             Op::LoopOut => {
                 let start = v[a].to_bits() as usize;
@@ -185,7 +240,7 @@ fn run(tape: &Tape, inputs: &[f64], env: &mut Env<'_>, frame: &mut [f64]) -> Res
                 _ => semantics::ternary(op, v[a], v[b], v[c]),
             },
         };
-        v[i] = r;
+        v[i] = if FLUSH { flush::flush(r) } else { r };
     }
     Ok(())
 }
@@ -238,6 +293,7 @@ fn iterate(
         let at = env.slot(&w.access);
         match w.mode {
             WriteMode::Store => env.arrays[at] = x,
+            WriteMode::Add if env.flush => env.arrays[at] = flush::flush(env.arrays[at] + x),
             WriteMode::Add => env.arrays[at] += x,
         }
     }

@@ -12,6 +12,7 @@
 //! (see [`loops`] for carried values, invariants, strided reads and writes,
 //! and the arrays they address).
 
+pub mod flush;
 pub mod loops;
 mod op;
 pub mod random;

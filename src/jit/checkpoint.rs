@@ -273,6 +273,8 @@ pub(super) struct Parts<'a> {
     pub output_split: usize,
     pub guards: &'a mut Vec<Error>,
     pub listing: Option<&'a mut String>,
+    /// Compile for flushed subnormals (see `Lower::flush`).
+    pub flush: bool,
 }
 
 /// Defines the advance and reverse functions of every checkpointed loop;
@@ -289,6 +291,7 @@ pub(super) fn define_parts(p: Parts<'_>) -> Result<usize, String> {
         output_split,
         guards,
         mut listing,
+        flush,
     } = p;
     let sig = part_signature(module);
     let mut bytes = 0;
@@ -316,6 +319,7 @@ pub(super) fn define_parts(p: Parts<'_>) -> Result<usize, String> {
                 output_split,
                 guards,
                 guards_before: 0,
+                flush,
             }
             .lower_part(|low, a, b| match is_advance {
                 true => low.lower_advance(i, lp, cp, &at, a, b),

@@ -1,5 +1,6 @@
 //! [`JitFunction`]: compiled code, and the checked entry into it.
 
+use super::fpmode::FpMode;
 use crate::error::{check_len, Error, Result};
 use cranelift_jit::JITModule;
 use std::ops::Range;
@@ -49,6 +50,8 @@ pub struct JitFunction {
     /// The error of each guard: status `k + 1` is the failure of guard `k`.
     pub(super) guards: Vec<Error>,
     pub(super) code_bytes: usize,
+    /// Compiled with `flush_subnormals`: calls run in the flushing mode.
+    pub(super) flush: bool,
 }
 
 // SAFETY: after `finalize_definitions` the module is never mutated again
@@ -88,6 +91,11 @@ impl JitFunction {
     /// Number of outputs.
     pub fn n_outputs(&self) -> usize {
         self.n_outputs
+    }
+
+    /// Whether calls run with subnormals flushed (`JitOptions::flush_subnormals`).
+    pub fn flushes_subnormals(&self) -> bool {
+        self.flush
     }
 
     /// Bytes of machine code.
@@ -175,6 +183,9 @@ impl JitFunction {
         for r in &self.resets {
             scratch[r.clone()].fill(-0.0);
         }
+        // The caller's mode comes back when `_mode` drops, whichever way
+        // this function returns.
+        let _mode = self.flush.then(FpMode::flush);
         for chunk in &self.chunks {
             // SAFETY: every length the code indexes was checked above: the
             // tape verified, so its input, param and output indices, and

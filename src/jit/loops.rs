@@ -120,6 +120,11 @@ impl Lower<'_, '_> {
         for r in &lp.reads {
             let (addr, off, flags) = self.access(r, &body.index, &body.trips);
             let v = self.b.ins().load(types::F64, flags, addr, off);
+            // Arrays hold computed (already flushed) values.
+            let v = match r.buffer {
+                Buffer::Array(_) => v,
+                Buffer::Input | Buffer::Param => self.daz(v),
+            };
             body.inputs.get_or_insert_with(Vec::new).push(v);
         }
         body.inputs

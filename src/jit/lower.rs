@@ -11,6 +11,7 @@
 use super::layout::Layout;
 use super::math;
 use crate::error::Error;
+use crate::ir::flush;
 use crate::ir::{Inst, Op, Tape};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
@@ -36,7 +37,8 @@ impl MathDecls {
         for (name, _, arity) in math::all() {
             let mut sig = module.make_signature();
             for k in 0..arity {
-                let ty = if name == math::POWI.0 && k == 1 {
+                let powi = name == math::POWI.0 || name == math::POWI_FLUSH.0;
+                let ty = if powi && k == 1 {
                     types::I32
                 } else {
                     types::F64
@@ -110,6 +112,8 @@ pub(super) struct ChunkLowering<'a, 'b> {
     pub guards: &'a mut Vec<Error>,
     /// Guards of the root tape before this chunk (for their ordinals).
     pub guards_before: usize,
+    /// Compile for flushed subnormals (see [`Lower::flush`]).
+    pub flush: bool,
 }
 
 /// The state of one chunk function while it is lowered.
@@ -127,6 +131,13 @@ pub(super) struct Lower<'a, 'b> {
     pub fail: Block,
     /// The pointer type, also the type of loop counters.
     pub ptr: Type,
+    /// Code for `flush_subnormals`, run with the hardware flushing (see
+    /// `fpmode`): values read from the inputs and parameters are flushed
+    /// (multiplied by one), constants are flushed at compile time and kept
+    /// opaque to Cranelift's constant folding (which rounds like IEEE), and
+    /// math calls go to the `_flush` wrappers. Every value the code holds is
+    /// then flushed, as in the interpreter's emulation.
+    pub flush: bool,
 }
 
 /// One tape being lowered: the chunk's part of the root tape, or a whole
@@ -214,6 +225,7 @@ impl ChunkLowering<'_, '_> {
             output_split,
             guards,
             guards_before,
+            flush,
         } = self;
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
@@ -237,6 +249,7 @@ impl ChunkLowering<'_, '_> {
             ptrs,
             fail,
             ptr,
+            flush,
         };
         let mut root = Frame {
             tape,
@@ -291,6 +304,7 @@ impl ChunkLowering<'_, '_> {
             layout,
             input_split,
             guards,
+            flush,
             ..
         } = self;
         let entry = b.create_block();
@@ -315,6 +329,7 @@ impl ChunkLowering<'_, '_> {
             ptrs,
             fail,
             ptr,
+            flush,
         };
         build(&mut low, params[6], params[7]);
         let ok = low.b.ins().iconst(types::I32, 0);
@@ -368,6 +383,34 @@ impl<'b> Lower<'_, 'b> {
         self.b.ins().load(types::F64, flags, addr, off)
     }
 
+    /// `v` read as the hardware's flushing mode reads operands: a subnormal
+    /// becomes a zero of its sign (`v * 1`, which Cranelift does not fold).
+    /// For values from the caller's buffers; the identity without `flush`.
+    pub fn daz(&mut self, v: Value) -> Value {
+        if !self.flush {
+            return v;
+        }
+        let one = self.b.ins().f64const(1.0);
+        self.b.ins().fmul(v, one)
+    }
+
+    /// The tape constant `c`. With `flush`, flushed and built from its bits,
+    /// so that Cranelift cannot fold arithmetic on it the IEEE way.
+    fn constant(&mut self, c: f64) -> Value {
+        if !self.flush {
+            return self.b.ins().f64const(c);
+        }
+        let bits = flush::flush(c).to_bits();
+        let int = self.b.ins().iconst(types::I64, bits as i64);
+        self.b.ins().bitcast(types::F64, MemFlagsData::new(), int)
+    }
+
+    /// Parameter `i`.
+    fn param(&mut self, i: usize) -> Value {
+        let v = self.load(readonly(), self.ptrs[PARAMS], i as i64);
+        self.daz(v)
+    }
+
     /// Input `i` of the root tape, from the head or the tail buffer.
     fn input(&mut self, i: usize) -> Value {
         let (buffer, index) = if i < self.input_split {
@@ -375,7 +418,8 @@ impl<'b> Lower<'_, 'b> {
         } else {
             (INPUTS_TAIL, i - self.input_split)
         };
-        self.load(readonly(), self.ptrs[buffer], index as i64)
+        let v = self.load(readonly(), self.ptrs[buffer], index as i64);
+        self.daz(v)
     }
 
     fn store(&mut self, base: Value, index: i64, v: Value) {
@@ -397,9 +441,9 @@ impl<'b> Lower<'_, 'b> {
         }
         let inst = frame.tape.insts()[i];
         let val = match inst.op {
-            Op::Const => self.b.ins().f64const(inst.const_value()),
+            Op::Const => self.constant(inst.const_value()),
             Op::Input => self.input(inst.args[0] as usize),
-            Op::Param => self.load(readonly(), self.ptrs[PARAMS], inst.args[0] as i64),
+            Op::Param => self.param(inst.args[0] as usize),
             _ => {
                 let slot = self
                     .layout
@@ -480,14 +524,14 @@ impl<'b> Lower<'_, 'b> {
         let op = inst.op;
         let [x, y, z] = inst.args;
         match op {
-            Op::Const => return self.b.ins().f64const(inst.const_value()),
+            Op::Const => return self.constant(inst.const_value()),
             Op::Input => {
                 return match &frame.inputs {
                     Some(inputs) => inputs[x as usize],
                     None => self.input(x as usize),
                 }
             }
-            Op::Param => return self.load(readonly(), self.ptrs[PARAMS], x as i64),
+            Op::Param => return self.param(x as usize),
             Op::Elem => {
                 let at = self.element(x, y as i64);
                 return self.load(MemFlagsData::trusted(), self.ptrs[SCRATCH], at);
@@ -596,11 +640,12 @@ impl<'b> Lower<'_, 'b> {
             // Always the interpreter's own `f64::mul_add` (the C library's
             // `fma`): the fma instruction rounds the same, but can return a
             // NaN of another sign, which `signbit`/`copysign` would expose.
+            Op::MulAdd if self.flush => self.call(math::MUL_ADD_FLUSH.0, &[a, b, c]),
             Op::MulAdd => self.call(math::MUL_ADD.0, &[a, b, c]),
             _ => {
-                if let Some((name, _)) = math::unary(op) {
+                if let Some((name, _)) = math::unary(op, self.flush) {
                     self.call(name, &[a])
-                } else if let Some((name, _)) = math::binary(op) {
+                } else if let Some((name, _)) = math::binary(op, self.flush) {
                     self.call(name, &[a, b])
                 } else {
                     unreachable!("{op:?} has no lowering")

@@ -15,9 +15,14 @@
 //! Rust driver that runs its schedule (`schedule`, state in scratch),
 //! calling the loop's forward step and reverse body compiled as two more
 //! functions (`checkpoint`).
+//!
+//! With [`JitOptions::flush_subnormals`] a call runs with the hardware
+//! flushing subnormals (`fpmode`), and the code flushes what it reads from
+//! the caller's buffers and its constants (see `Lower::flush`).
 
 mod arrays;
 mod checkpoint;
+mod fpmode;
 mod function;
 mod layout;
 mod loops;
@@ -55,6 +60,12 @@ pub struct JitOptions {
     /// Outputs `..output_split` go to one buffer and the rest to another,
     /// e.g. a gradient tape's value and gradient. `None`: all in the first.
     pub output_split: Option<usize>,
+    /// Run with subnormals flushed to zero (FTZ) and read as zero (DAZ):
+    /// every call sets the thread's floating-point control register for its
+    /// duration and restores the caller's value after (see
+    /// `Options::flush_subnormals` for the semantics). x86-64 and aarch64
+    /// only; elsewhere compiling with it is [`Error::Unsupported`].
+    pub flush_subnormals: bool,
 }
 
 impl Default for JitOptions {
@@ -64,6 +75,7 @@ impl Default for JitOptions {
             single_pass_regalloc: false,
             input_split: None,
             output_split: None,
+            flush_subnormals: false,
         }
     }
 }
@@ -129,6 +141,12 @@ pub fn compile(tape: &Tape) -> Result<JitFunction> {
 /// Compiles a tape (verified first).
 pub fn compile_with(tape: &Tape, options: JitOptions) -> Result<JitFunction> {
     tape.verify()?;
+    if options.flush_subnormals && !fpmode::SUPPORTED {
+        return Err(Error::Unsupported(format!(
+            "flushing subnormals needs an x86-64 or aarch64 host, not {}",
+            std::env::consts::ARCH
+        )));
+    }
     let splits = (
         options.input_split.unwrap_or(tape.n_inputs()),
         options.output_split.unwrap_or(tape.n_outputs()),
@@ -174,6 +192,7 @@ pub fn compile_with(tape: &Tape, options: JitOptions) -> Result<JitFunction> {
         slices: slice_copies(tape, &layout, splits.1),
         guards: defined.guards,
         code_bytes: defined.code_bytes,
+        flush: options.flush_subnormals,
     })
 }
 
@@ -271,6 +290,7 @@ fn define_chunks(
             output_split,
             guards: &mut guards,
             guards_before,
+            flush: options.flush_subnormals,
         }
         .lower(range, &outputs_by_chunk[c]);
         if let Some(text) = listing.as_deref_mut() {
@@ -305,6 +325,7 @@ fn define_chunks(
         output_split,
         guards: &mut guards,
         listing,
+        flush: options.flush_subnormals,
     })
     .map_err(|e| jit_error("compiling", e))?;
     module

@@ -29,10 +29,12 @@
 
 pub mod chain;
 
+use tapejit::ir::flush;
 use tapejit::ir::random::{random_inputs, Choices, SmoothTape};
 use tapejit::ir::semantics::same;
 use tapejit::ir::{Inst, Op, Output, Tape};
 use tapejit::jit::{self, JitFunction, JitOptions};
+use tapejit::rng::SplitMix64;
 use tapejit::{ad, interp, opt, Error};
 
 /// The library's detector of the tapes the reverse transforms refuse: the
@@ -59,8 +61,13 @@ pub fn splits_of(tape: &Tape, options: &JitOptions) -> (usize, usize) {
 
 /// The interpreter's outcome.
 pub fn interpret(tape: &Tape, x: &[f64], p: &[f64]) -> Outcome {
+    interpret_with(tape, x, p, false)
+}
+
+/// The interpreter's outcome, subnormals flushed if `flush`.
+pub fn interpret_with(tape: &Tape, x: &[f64], p: &[f64], flush: bool) -> Outcome {
     let mut out = vec![0.0; tape.n_outputs()];
-    interp::eval(tape, x, p, &mut Vec::new(), &mut out).map(|()| out)
+    interp::eval_with(tape, x, p, &mut Vec::new(), &mut out, flush).map(|()| out)
 }
 
 /// What scratch memory holds before a call: garbage, so that an array
@@ -147,9 +154,14 @@ pub struct Reference {
 /// outcomes depend on the sign of a NaN produced by arithmetic, which
 /// IEEE 754 leaves unspecified (see [`Known`]).
 pub fn reference(tape: &Tape, x: &[f64], p: &[f64]) -> Reference {
+    reference_with(tape, x, p, false)
+}
+
+/// [`reference`], subnormals flushed if `flush`.
+pub fn reference_with(tape: &Tape, x: &[f64], p: &[f64], flush: bool) -> Reference {
     let mut values = Vec::new();
     let mut out = vec![0.0; tape.n_outputs()];
-    let outcome = interp::eval(tape, x, p, &mut values, &mut out).map(|()| out);
+    let outcome = interp::eval_with(tape, x, p, &mut values, &mut out, flush).map(|()| out);
     let stop = match &outcome {
         Err(Error::GuardFailed { instr, .. }) => *instr as usize + 1,
         Err(_) => 0,
@@ -309,6 +321,7 @@ pub fn draw_options<C: Choices + ?Sized>(c: &mut C, tape: &Tape) -> JitOptions {
         single_pass_regalloc: c.one_in(2),
         input_split,
         output_split,
+        flush_subnormals: false,
     }
 }
 
@@ -317,10 +330,82 @@ pub fn draw_options<C: Choices + ?Sized>(c: &mut C, tape: &Tape) -> JitOptions {
 /// (which follows the NaN-sign rules through loop bodies and arrays) for
 /// one with loops or arrays.
 pub fn reference_of(tape: &Tape, x: &[f64], p: &[f64]) -> Reference {
+    reference_of_with(tape, x, p, false)
+}
+
+/// [`reference_of`], subnormals flushed if `flush`.
+pub fn reference_of_with(tape: &Tape, x: &[f64], p: &[f64], flush: bool) -> Reference {
     if tape.has_structure() {
-        loop_reference(tape, x, p)
+        loop_reference_with(tape, x, p, flush)
     } else {
-        reference(tape, x, p)
+        reference_with(tape, x, p, flush)
+    }
+}
+
+/// `v`, or with probability 1/3 a number near or below `f64::MIN_POSITIVE`
+/// (a subnormal, one whose square or product underflows, `MIN_POSITIVE`
+/// give or take a few ulps), either sign: points where flushing matters.
+pub fn tiny_or<C: Choices + ?Sized>(c: &mut C, v: f64) -> f64 {
+    if !c.one_in(3) {
+        return v;
+    }
+    let t = match c.below(4) {
+        0 => f64::from_bits(1 + c.bits() % ((1 << 52) - 1)),
+        1 => [1e-160, 3e-155, 1e-300, 2.5e-308][c.below(4)],
+        2 => f64::from_bits(f64::MIN_POSITIVE.to_bits() - 3 + c.below(7) as u64),
+        _ => f64::MIN_POSITIVE * c.uniform(0.5, 4.0),
+    };
+    if c.one_in(2) {
+        -t
+    } else {
+        t
+    }
+}
+
+/// [`check_jit_once`] with subnormals flushed (`flush_subnormals`) in both
+/// backends, at points where about a third of the inputs and parameters
+/// are tiny ([`tiny_or`]).
+pub fn check_jit_flushed_once<C: Choices + ?Sized>(
+    c: &mut C,
+    what: &str,
+    tape: &Tape,
+    points: usize,
+    run: Runner,
+) {
+    let options = JitOptions {
+        flush_subnormals: true,
+        ..draw_options(c, tape)
+    };
+    let code = jit::compile_with(tape, options).unwrap_or_else(|e| {
+        panic!("{what}: a verified tape must compile ({options:?}): {e}\n{tape}")
+    });
+    for _ in 0..points {
+        let (mut x, mut p) = random_inputs(c, tape);
+        for v in x.iter_mut().chain(p.iter_mut()) {
+            *v = tiny_or(c, *v);
+        }
+        let expected = reference_of_with(tape, &x, &p, true);
+        let got = run(&code, splits_of(tape, &options), &x, &p);
+        let what = format!("{what} (flushing JIT {options:?} vs flushing interpreter)");
+        assert_matches(&what, &expected, &got, Errors::Identical, tape, (&x, &p));
+    }
+}
+
+/// [`check_jit`] with subnormals flushed: [`check_jit_flushed_once`] on
+/// `tape` and, if `derived`, on each of its derived tapes.
+pub fn check_jit_flushed<C: Choices + ?Sized>(
+    c: &mut C,
+    tape: &Tape,
+    points: usize,
+    derived: bool,
+    run: Runner,
+) {
+    check_jit_flushed_once(c, "primal", tape, points, run);
+    if derived {
+        let optimize = c.one_in(2);
+        for (what, d) in derived_tapes_with(tape, optimize) {
+            check_jit_flushed_once(c, what, &d, points, run);
+        }
     }
 }
 
@@ -833,14 +918,17 @@ struct ShadowEnv<'a> {
     guards_specified: bool,
     /// The sum of the magnitudes of every value computed (for [`magnitude`]).
     magnitude: f64,
+    /// Subnormals flushed (`tapejit::ir::flush`).
+    flush: bool,
 }
 
 impl ShadowEnv<'_> {
     fn read(&self, a: &tapejit::ir::Access) -> Shadow {
         let k = a.element(&self.index) as usize;
+        let f = |v: f64| if self.flush { flush::flush(v) } else { v };
         match a.buffer {
-            tapejit::ir::Buffer::Input => (self.x[k], Known::Yes),
-            tapejit::ir::Buffer::Param => (self.p[k], Known::Yes),
+            tapejit::ir::Buffer::Input => (f(self.x[k]), Known::Yes),
+            tapejit::ir::Buffer::Param => (f(self.p[k]), Known::Yes),
             tapejit::ir::Buffer::Array(id) => self.arrays[id as usize][k],
         }
     }
@@ -939,7 +1027,11 @@ fn shadow_run(tape: &Tape, inputs: &[Shadow], env: &mut ShadowEnv<'_>) -> Option
                         *cell = match w.mode {
                             tapejit::ir::WriteMode::Store => (x, known),
                             tapejit::ir::WriteMode::Add => {
-                                let sum = cell.0 + x;
+                                let sum = if env.flush {
+                                    flush::flush(cell.0 + x)
+                                } else {
+                                    cell.0 + x
+                                };
                                 env.magnitude += sum.abs();
                                 let k = if cell.1 == Known::No || known == Known::No {
                                     Known::No
@@ -962,6 +1054,10 @@ fn shadow_run(tape: &Tape, inputs: &[Shadow], env: &mut ShadowEnv<'_>) -> Option
                 let operands: Vec<Shadow> =
                     inst.operands().iter().map(|&v| vals[v as usize]).collect();
                 let value = match (op, operands.len()) {
+                    (Op::PowI, _) if env.flush => flush::powi(operands[0].0, inst.powi_exponent()),
+                    (Op::Mul, _) if env.flush => flush::mul(operands[0].0, operands[1].0),
+                    (Op::Div, _) if env.flush => flush::div(operands[0].0, operands[1].0),
+                    (Op::Recip, _) if env.flush => flush::div(1.0, operands[0].0),
                     (Op::PowI, _) => semantics::powi(operands[0].0, inst.powi_exponent()),
                     (_, 1) => semantics::unary(op, operands[0].0),
                     (_, 2) => semantics::binary(op, operands[0].0, operands[1].0),
@@ -973,6 +1069,11 @@ fn shadow_run(tape: &Tape, inputs: &[Shadow], env: &mut ShadowEnv<'_>) -> Option
         if !inst.op.has_no_value() && inst.op != Op::Loop {
             env.magnitude += r.0.abs();
         }
+        let r = if env.flush && inst.op != Op::Loop {
+            (flush::flush(r.0), r.1)
+        } else {
+            r
+        };
         vals.push(r);
     }
     Some(vals)
@@ -983,7 +1084,12 @@ fn shadow_run(tape: &Tape, inputs: &[Shadow], env: &mut ShadowEnv<'_>) -> Option
 /// values and arrays. Panics if the shadow evaluation that tracks them
 /// disagrees with the interpreter on any output or on failing.
 pub fn loop_reference(tape: &Tape, x: &[f64], p: &[f64]) -> Reference {
-    let outcome = interpret(tape, x, p);
+    loop_reference_with(tape, x, p, false)
+}
+
+/// [`loop_reference`], subnormals flushed if `flush`.
+pub fn loop_reference_with(tape: &Tape, x: &[f64], p: &[f64], flush: bool) -> Reference {
+    let outcome = interpret_with(tape, x, p, flush);
     let mut env = ShadowEnv {
         x,
         p,
@@ -995,6 +1101,7 @@ pub fn loop_reference(tape: &Tape, x: &[f64], p: &[f64]) -> Reference {
         index: Vec::new(),
         guards_specified: true,
         magnitude: 0.0,
+        flush,
     };
     let inputs: Vec<Shadow> = x.iter().map(|&v| (v, Known::Yes)).collect();
     let shadow = shadow_run(tape, &inputs, &mut env).map(|vals| {
@@ -1058,6 +1165,7 @@ pub fn magnitude(tape: &Tape, x: &[f64], p: &[f64]) -> Option<(Vec<f64>, f64)> {
         index: Vec::new(),
         guards_specified: true,
         magnitude: 0.0,
+        flush: false,
     };
     let inputs: Vec<Shadow> = x.iter().map(|&v| (v, Known::Yes)).collect();
     shadow_run(tape, &inputs, &mut env)?;
@@ -1576,4 +1684,31 @@ pub fn assert_refused(what: &str, got: tapejit::Result<Tape>, tape: &Tape) {
         Err(e) => panic!("{what}: refused with an unexpected error: {e}\n{tape}"),
         Ok(t) => panic!("{what}: not refused\n{tape}\n{what}:\n{t}"),
     }
+}
+
+/// Runs `case(rng, number)` for `count` seeded cases, naming the case that
+/// fails (rerun one alone with `DIFFERENTIAL_CASE=name:number`).
+pub fn cases(name: &str, count: u64, mut case: impl FnMut(&mut SplitMix64, u64)) {
+    let only = std::env::var("DIFFERENTIAL_CASE").ok();
+    for k in 0..count {
+        let label = format!("{name}:{k}");
+        if only.as_deref().is_some_and(|o| o != label) {
+            continue;
+        }
+        // One stream per case, independent of the others.
+        let seed = SplitMix64::new(k ^ hash(name)).next_u64();
+        let mut rng = SplitMix64::new(seed);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(&mut rng, k)));
+        if let Err(e) = result {
+            eprintln!("differential case {label} failed (rerun: DIFFERENTIAL_CASE={label})");
+            std::panic::resume_unwind(e);
+        }
+    }
+}
+
+/// FNV-1a of `name`: each family of cases draws its own seeds.
+fn hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
