@@ -6,7 +6,7 @@
 //! bodies and arrays by a second, independent evaluation).
 //!
 //! Each seeded case names itself when it fails; rerun one alone with
-//! `LOOPS_CASE=name:number cargo test --test loops_ir`.
+//! `DIFFERENTIAL_CASE=name:number cargo test --test loops_ir`.
 
 mod support;
 
@@ -19,30 +19,6 @@ use tapejit::ir::random::Choices;
 use tapejit::ir::Tape;
 use tapejit::rng::SplitMix64;
 use tapejit::{interp, opt};
-
-/// Runs `case(rng, number)` for `count` seeded cases, naming the one that fails.
-fn cases(name: &str, count: u64, mut case: impl FnMut(&mut SplitMix64, u64)) {
-    let only = std::env::var("LOOPS_CASE").ok();
-    for k in 0..count {
-        let label = format!("{name}:{k}");
-        if only.as_deref().is_some_and(|o| o != label) {
-            continue;
-        }
-        let seed = SplitMix64::new(k ^ hash(name)).next_u64();
-        let mut rng = SplitMix64::new(seed);
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(&mut rng, k)));
-        if let Err(e) = result {
-            eprintln!("loop case {label} failed (rerun: LOOPS_CASE={label})");
-            std::panic::resume_unwind(e);
-        }
-    }
-}
-
-fn hash(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    })
-}
 
 /// A loop tape of any size up to 10^4 instructions of work, or a smooth one.
 fn any_loop_tape(rng: &mut SplitMix64) -> Tape {

@@ -737,42 +737,14 @@ pub fn smooth_expr() -> impl Strategy<Value = Expr> {
         1 => smooth_value().prop_map(Expr::C),
     ];
     leaf.prop_recursive(7, 96, 2, |inner| {
-        let smooth_ops = vec![
-            U::Neg,
-            U::Recip,
-            U::Sqrt,
-            U::Cbrt,
-            U::Exp,
-            U::Exp2,
-            U::ExpM1,
-            U::Ln,
-            U::Log2,
-            U::Log10,
-            U::Ln1p,
-            U::Sin,
-            U::Cos,
-            U::Tan,
-            U::Asin,
-            U::Acos,
-            U::Atan,
-            U::Sinh,
-            U::Cosh,
-            U::Tanh,
-            U::Asinh,
-            U::Acosh,
-            U::Atanh,
-            U::ToDegrees,
-            U::ToRadians,
-        ];
-        let kinky_ops = vec![
-            U::Abs,
-            U::Signum,
-            U::Floor,
-            U::Ceil,
-            U::Round,
-            U::Trunc,
-            U::Fract,
-        ];
+        // Every unary op, split at the kinks (piecewise-constant or
+        // non-differentiable somewhere).
+        let (kinky_ops, smooth_ops): (Vec<U>, Vec<U>) = ALL_UNARY.iter().partition(|u| {
+            matches!(
+                u,
+                U::Abs | U::Signum | U::Floor | U::Ceil | U::Round | U::Trunc | U::Fract
+            )
+        });
         let unary = prop_oneof![
             8 => proptest::sample::select(smooth_ops),
             2 => proptest::sample::select(kinky_ops),

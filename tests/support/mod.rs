@@ -1700,7 +1700,7 @@ pub fn cases(name: &str, count: u64, mut case: impl FnMut(&mut SplitMix64, u64))
         let mut rng = SplitMix64::new(seed);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(&mut rng, k)));
         if let Err(e) = result {
-            eprintln!("differential case {label} failed (rerun: DIFFERENTIAL_CASE={label})");
+            eprintln!("seeded case {label} failed (rerun: DIFFERENTIAL_CASE={label})");
             std::panic::resume_unwind(e);
         }
     }
