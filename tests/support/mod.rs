@@ -362,59 +362,10 @@ pub fn tiny_or<C: Choices + ?Sized>(c: &mut C, v: f64) -> f64 {
     }
 }
 
-/// [`check_jit_once`] with subnormals flushed (`flush_subnormals`) in both
-/// backends, at points where about a third of the inputs and parameters
-/// are tiny ([`tiny_or`]).
-pub fn check_jit_flushed_once<C: Choices + ?Sized>(
-    c: &mut C,
-    what: &str,
-    tape: &Tape,
-    points: usize,
-    run: Runner,
-) {
-    let options = JitOptions {
-        flush_subnormals: true,
-        ..draw_options(c, tape)
-    };
-    let code = jit::compile_with(tape, options).unwrap_or_else(|e| {
-        panic!("{what}: a verified tape must compile ({options:?}): {e}\n{tape}")
-    });
-    for _ in 0..points {
-        let (mut x, mut p) = random_inputs(c, tape);
-        for v in x.iter_mut().chain(p.iter_mut()) {
-            *v = tiny_or(c, *v);
-        }
-        let expected = reference_of_with(tape, &x, &p, true);
-        let got = run(&code, splits_of(tape, &options), &x, &p);
-        let what = format!("{what} (flushing JIT {options:?} vs flushing interpreter)");
-        assert_matches(&what, &expected, &got, Errors::Identical, tape, (&x, &p));
-    }
-}
-
-/// [`check_jit`] with subnormals flushed: [`check_jit_flushed_once`] on
-/// `tape` and, if `derived`, on each of its derived tapes.
-pub fn check_jit_flushed<C: Choices + ?Sized>(
-    c: &mut C,
-    tape: &Tape,
-    points: usize,
-    derived: bool,
-    run: Runner,
-) {
-    check_jit_flushed_once(c, "primal", tape, points, run);
-    if derived {
-        let optimize = c.one_in(2);
-        for (what, d) in derived_tapes_with(tape, optimize) {
-            check_jit_flushed_once(c, what, &d, points, run);
-        }
-    }
-}
-
 /// The JIT agrees with the interpreter on `tape` at `points` random points
 /// (drawn by [`random_inputs`]), compiled with options drawn from `c`: the
 /// same bits on every output and the same error on a failing guard, except
 /// where IEEE 754 leaves the result unspecified (see [`assert_matches`]).
-/// A checkpointed tape (which the JIT does not compile yet) is only
-/// evaluated by the interpreter.
 pub fn check_jit_once<C: Choices + ?Sized>(
     c: &mut C,
     what: &str,
@@ -422,22 +373,42 @@ pub fn check_jit_once<C: Choices + ?Sized>(
     points: usize,
     run: Runner,
 ) {
-    if !tape.checkpoints().is_empty() {
-        for _ in 0..points {
-            let (x, p) = random_inputs(c, tape);
-            let _ = interpret(tape, &x, &p);
-        }
-        return;
-    }
-    let options = draw_options(c, tape);
+    check_jit_once_with(c, what, tape, points, run, false);
+}
+
+/// [`check_jit_once`], with subnormals flushed (`flush_subnormals`) in both
+/// backends if `flush`, at points where about a third of the inputs and
+/// parameters are then tiny ([`tiny_or`]).
+pub fn check_jit_once_with<C: Choices + ?Sized>(
+    c: &mut C,
+    what: &str,
+    tape: &Tape,
+    points: usize,
+    run: Runner,
+    flush: bool,
+) {
+    let options = JitOptions {
+        flush_subnormals: flush,
+        ..draw_options(c, tape)
+    };
     let code = jit::compile_with(tape, options).unwrap_or_else(|e| {
         panic!("{what}: a verified tape must compile ({options:?}): {e}\n{tape}")
     });
+    let backends = if flush {
+        "flushing JIT vs flushing interpreter"
+    } else {
+        "JIT vs interpreter"
+    };
     for _ in 0..points {
-        let (x, p) = random_inputs(c, tape);
-        let expected = reference_of(tape, &x, &p);
+        let (mut x, mut p) = random_inputs(c, tape);
+        if flush {
+            for v in x.iter_mut().chain(p.iter_mut()) {
+                *v = tiny_or(c, *v);
+            }
+        }
+        let expected = reference_of_with(tape, &x, &p, flush);
         let got = run(&code, splits_of(tape, &options), &x, &p);
-        let what = format!("{what} (JIT {options:?} vs interpreter)");
+        let what = format!("{what} ({backends}, {options:?})");
         assert_matches(&what, &expected, &got, Errors::Identical, tape, (&x, &p));
     }
 }
@@ -452,7 +423,29 @@ pub fn check_jit<C: Choices + ?Sized>(
     derived: bool,
     run: Runner,
 ) {
-    check_jit_once(c, "primal", tape, points, run);
+    check_jit_with(c, tape, points, derived, run, false);
+}
+
+/// [`check_jit`] with subnormals flushed in both backends.
+pub fn check_jit_flushed<C: Choices + ?Sized>(
+    c: &mut C,
+    tape: &Tape,
+    points: usize,
+    derived: bool,
+    run: Runner,
+) {
+    check_jit_with(c, tape, points, derived, run, true);
+}
+
+fn check_jit_with<C: Choices + ?Sized>(
+    c: &mut C,
+    tape: &Tape,
+    points: usize,
+    derived: bool,
+    run: Runner,
+    flush: bool,
+) {
+    check_jit_once_with(c, "primal", tape, points, run, flush);
     if derived {
         let optimize = c.one_in(2);
         for (what, d) in derived_tapes_with(tape, optimize) {
@@ -461,7 +454,7 @@ pub fn check_jit<C: Choices + ?Sized>(
             } else {
                 what.to_string()
             };
-            check_jit_once(c, &what, &d, points, run);
+            check_jit_once_with(c, &what, &d, points, run, flush);
         }
     }
 }
