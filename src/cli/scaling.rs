@@ -150,25 +150,7 @@ pub fn dense<T: Real>(weights: &[T], data: &[T], hidden: usize) -> T {
         DENSE_BATCH * (DENSE_INPUTS + 1),
         "dense: data length"
     );
-    let (w1, rest) = weights.split_at(hidden * DENSE_INPUTS);
-    let (b1, rest) = rest.split_at(hidden);
-    let (w2, b2) = rest.split_at(hidden);
-    let b2 = b2[0];
-    let (xs, targets) = data.split_at(DENSE_BATCH * DENSE_INPUTS);
-    let mut loss = T::zero();
-    for (s, (x, &t)) in xs.chunks_exact(DENSE_INPUTS).zip(targets).enumerate() {
-        let mut y = b2;
-        for ((row, &bj), &w2j) in w1.chunks_exact(DENSE_INPUTS).zip(b1).zip(w2) {
-            let mut z = bj;
-            for (&w, &xi) in row.iter().zip(x) {
-                z += w * xi;
-            }
-            y += w2j * z.tanh();
-        }
-        let e = y - t;
-        loss = if s == 0 { e * e } else { loss + e * e };
-    }
-    loss / DENSE_BATCH as f64
+    crate::suite::network(weights, data, DENSE_INPUTS, hidden, DENSE_BATCH)
 }
 
 /// Weights of [`dense`]: seed 3 (as the suite's mlp), W1 and b1 uniform in

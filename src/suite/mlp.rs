@@ -46,16 +46,29 @@ pub const SEED_MLP_DATA: u64 = 4;
 pub fn mlp<T: Real>(weights: &[T], data: &[T]) -> T {
     assert_eq!(weights.len(), MLP_N_WEIGHTS, "mlp: weights length");
     assert_eq!(data.len(), MLP_N_DATA, "mlp: data length");
-    let (w1, rest) = weights.split_at(MLP_HIDDEN * MLP_INPUTS);
-    let (b1, rest) = rest.split_at(MLP_HIDDEN);
-    let (w2, b2) = rest.split_at(MLP_HIDDEN);
+    network(weights, data, MLP_INPUTS, MLP_HIDDEN, MLP_BATCH)
+}
+
+/// The network of [`mlp`] at any size: `inputs -> hidden (tanh) -> 1` on a
+/// batch of `batch` samples, mean squared error, the same layouts (slices
+/// of the lengths these imply; [`mlp`] checks them).
+pub fn network<T: Real>(
+    weights: &[T],
+    data: &[T],
+    inputs: usize,
+    hidden: usize,
+    batch: usize,
+) -> T {
+    let (w1, rest) = weights.split_at(hidden * inputs);
+    let (b1, rest) = rest.split_at(hidden);
+    let (w2, b2) = rest.split_at(hidden);
     let b2 = b2[0];
-    let (xs, targets) = data.split_at(MLP_BATCH * MLP_INPUTS);
+    let (xs, targets) = data.split_at(batch * inputs);
 
     let mut loss = T::zero();
-    for (s, (x, &t)) in xs.chunks_exact(MLP_INPUTS).zip(targets).enumerate() {
+    for (s, (x, &t)) in xs.chunks_exact(inputs).zip(targets).enumerate() {
         let mut y = b2;
-        for ((row, &bj), &w2j) in w1.chunks_exact(MLP_INPUTS).zip(b1).zip(w2) {
+        for ((row, &bj), &w2j) in w1.chunks_exact(inputs).zip(b1).zip(w2) {
             let mut z = bj;
             for (&w, &xi) in row.iter().zip(x) {
                 z += w * xi;
@@ -65,7 +78,7 @@ pub fn mlp<T: Real>(weights: &[T], data: &[T]) -> T {
         let e = y - t;
         loss = if s == 0 { e * e } else { loss + e * e };
     }
-    loss / MLP_BATCH as f64
+    loss / batch as f64
 }
 
 /// The suite's starting weights, in the layout of [`mlp`], from

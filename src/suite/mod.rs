@@ -53,7 +53,7 @@ pub use gmm::{
 pub use limits::MAX_CASE_LEN;
 pub use lorenz::{lorenz_rk4, lorenz_rk4_fold, lorenz_step, LORENZ_DEFAULT_INPUT, LORENZ_DT};
 pub use mlp::{
-    mlp, mlp_data, mlp_default_weights, MLP_BATCH, MLP_HIDDEN, MLP_INPUTS, MLP_N_DATA,
+    mlp, mlp_data, mlp_default_weights, network, MLP_BATCH, MLP_HIDDEN, MLP_INPUTS, MLP_N_DATA,
     MLP_N_WEIGHTS, SEED_MLP_DATA, SEED_MLP_WEIGHTS,
 };
 pub use parse::CaseError;
