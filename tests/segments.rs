@@ -103,6 +103,43 @@ proptest! {
     fn segmented_gradients_agree(seed in any::<u64>(), len in 8usize..600) {
         check_segmented(&summed_tape(seed, len, 16), seed);
     }
+
+    /// Any cut points, not only those a budget picks: the VJP (weights as
+    /// inputs, some inputs not differentiated) is bitwise the plain one.
+    #[test]
+    fn any_cut_gives_the_plain_vjp(
+        seed in any::<u64>(),
+        len in 2usize..300,
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 1..12),
+        skip_first_input in any::<bool>(),
+    ) {
+        let tape = summed_tape(seed, len, 8);
+        let mut starts: Vec<usize> = cuts.iter().map(|c| c.index(tape.len())).collect();
+        starts.push(0);
+        starts.sort_unstable();
+        starts.dedup();
+        let wrt = skip_first_input as usize..tape.n_inputs();
+        let plain = ad::reverse(&tape, wrt.clone(), Seed::Inputs).unwrap();
+        let cut = ad::reverse_with_segments(&tape, wrt, Seed::Inputs, &starts).unwrap();
+        for (x, p) in random_points(seed, &plain, 2) {
+            let expected = interpret(&plain, &x, &p);
+            let got = interpret(&cut, &x, &p);
+            assert_same("cut", &expected, &got, Errors::Identical, &tape, (&x, &p));
+        }
+    }
+}
+
+#[test]
+fn bad_cut_points_are_errors() {
+    let tape = summed_tape(1, 50, 0);
+    let n = tape.n_inputs();
+    for starts in [&[][..], &[1, 5], &[0, 5, 5], &[0, 9, 3], &[0, tape.len()]] {
+        let err = ad::reverse_with_segments(&tape, 0..n, Seed::One, starts).unwrap_err();
+        assert!(
+            err.to_string().contains("segment starts"),
+            "{starts:?}: {err}"
+        );
+    }
 }
 
 #[test]
