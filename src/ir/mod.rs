@@ -458,4 +458,29 @@ mod tests {
         assert!(Inst::constant(f64::NAN).const_value().is_nan());
         assert_eq!(Inst::powi(3, -7).powi_exponent(), -7);
     }
+
+    /// `n_outputs` is kept, not summed: every way of making outputs counts.
+    #[test]
+    fn n_outputs_counts_slices_on_every_path() {
+        let slice = Output::Slice {
+            array: 0,
+            start: 1,
+            len: 3,
+        };
+        let mut t = Tape::new(1, 0);
+        let x = t.push(Inst::input(0));
+        t.add_array(4);
+        assert_eq!(t.n_outputs(), 0);
+        t.push_output(x);
+        t.push_output_entry(slice);
+        t.push_output_entry(Output::Value(x));
+        assert_eq!(t.n_outputs(), 5);
+        let (insts, outputs, loops, arrays) = t.clone().into_parts();
+        let rebuilt = Tape::from_structured(insts, outputs, 1, 0, loops, arrays);
+        assert_eq!(rebuilt.n_outputs(), 5);
+        assert_eq!(rebuilt, t);
+        let parsed: Tape = t.to_string().parse().unwrap();
+        assert_eq!(parsed.n_outputs(), 5);
+        assert_eq!(Tape::default().n_outputs(), 0);
+    }
 }
