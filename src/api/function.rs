@@ -262,7 +262,18 @@ impl Function {
     }
 
     /// Outputs: value, then gradient.
+    #[inline]
     pub(super) fn gradient_prepared(&self) -> Result<&Prepared> {
+        // Built only after the checks below passed: once it exists they
+        // hold, and a gradient of tens of nanoseconds skips them.
+        match self.gradient.get() {
+            Some(prepared) => Ok(prepared),
+            None => self.build_gradient(),
+        }
+    }
+
+    #[cold]
+    fn build_gradient(&self) -> Result<&Prepared> {
         self.require_scalar("a gradient")?;
         self.check_reverse()?;
         let n = self.n_inputs();
@@ -281,7 +292,17 @@ impl Function {
     }
 
     /// Inputs: x, w. Outputs: values, then the VJP.
+    #[inline]
     pub(super) fn vjp_prepared(&self) -> Result<&Prepared> {
+        // As `gradient_prepared`: it exists only once the check passed.
+        match self.vjp.get() {
+            Some(prepared) => Ok(prepared),
+            None => self.build_vjp(),
+        }
+    }
+
+    #[cold]
+    fn build_vjp(&self) -> Result<&Prepared> {
         self.check_reverse()?;
         let (n, m) = (self.n_inputs(), self.n_outputs());
         Ok(self.vjp.get_or_init(|| {
@@ -294,7 +315,17 @@ impl Function {
     /// Inputs: x, v. Outputs: value, gradient, their tangents: the last n are Hv.
     /// Built from a gradient tape that stores every loop state (the forward
     /// transform does not go through checkpointed loops).
+    #[inline]
     pub(super) fn hvp_prepared(&self) -> Result<&Prepared> {
+        // Built only after the gradient was: the checks are behind it.
+        match self.hvp.get() {
+            Some(prepared) => Ok(prepared),
+            None => self.build_hvp(),
+        }
+    }
+
+    #[cold]
+    fn build_hvp(&self) -> Result<&Prepared> {
         let gradient = &self.gradient_prepared()?.tape;
         let n = self.n_inputs();
         Ok(self.hvp.get_or_init(|| {

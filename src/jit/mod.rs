@@ -179,6 +179,9 @@ pub fn compile_with(tape: &Tape, options: JitOptions) -> Result<JitFunction> {
         })
         .collect();
     let layout = defined.layout;
+    let resets = arrays::resets(tape, &layout.array_base);
+    let slices = slice_copies(tape, &layout, splits.1);
+    let plain = resets.is_empty() && slices.is_empty() && !options.flush_subnormals;
     Ok(JitFunction {
         module: Some(module),
         chunks,
@@ -188,11 +191,12 @@ pub fn compile_with(tape: &Tape, options: JitOptions) -> Result<JitFunction> {
         input_split: splits.0,
         output_split: splits.1,
         scratch_len: layout.scratch_len,
-        resets: arrays::resets(tape, &layout.array_base),
-        slices: slice_copies(tape, &layout, splits.1),
+        resets,
+        slices,
         guards: defined.guards,
         code_bytes: defined.code_bytes,
         flush: options.flush_subnormals,
+        plain,
     })
 }
 
