@@ -2,24 +2,26 @@
 //! lowered inline once.
 //!
 //! ```text
-//!     jump header(0, init...)
-//! header(i, carried...):           ; the body, then the back edge
+//!     jump header(init..., 0)
+//! header(carried..., i):           ; the body, then the back edge
 //!     reads at i                   ; strided loads
 //!     body instructions            ; guards branch to the failure block
 //!     writes at i                  ; strided stores / load-add-stores
-//!     brif i + 1 < trips, header(i + 1, next...), exit(next...)
+//!     brif i + 1 < trips, header(next..., i + 1), exit(next...)
 //! exit(final...):                  ; `loopout` reads these
 //! ```
 //!
 //! A loop of one trip is lowered straight, with iteration number 0. A loop
 //! with a checkpoint runs its binomial schedule instead (`checkpoint`).
-//! Strided accesses address `base + (offset + Σ stride_d * i_d) * 8`, the
-//! constant part folded into the memory instruction's offset. Reads of the
+//! Strided accesses address `(base + Σ_outer stride_d * i_d * 8) + stride *
+//! i * 8 + offset * 8`: the outer part is hoisted by Cranelift, the constant
+//! part folded into the memory instruction's offset, and the inner term into
+//! its index (see `access`). Reads of the
 //! inputs pick the head or tail buffer at compile time when the whole range
 //! of the access lies on one side of the split, per iteration otherwise.
 
 use super::lower::{readonly, Frame, Lower, INPUTS_HEAD, INPUTS_TAIL, PARAMS, SCRATCH};
-use crate::ir::{Access, Buffer, Loop, WriteMode};
+use crate::ir::{Access, Buffer, Loop, Op, WriteMode};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, BlockArg, InstBuilder, MemFlagsData, Value};
 
@@ -77,28 +79,32 @@ impl Lower<'_, '_> {
         } else {
             let header = self.b.create_block();
             let exit = self.b.create_block();
-            self.b.append_block_param(header, self.ptr);
             for _ in &init {
                 self.b.append_block_param(header, types::F64);
                 self.b.append_block_param(exit, types::F64);
             }
+            self.b.append_block_param(header, self.ptr);
             let zero = self.b.ins().iconst(self.ptr, 0);
-            let args: Vec<BlockArg> = std::iter::once(zero)
-                .chain(init)
+            let args: Vec<BlockArg> = init
+                .into_iter()
+                .chain(std::iter::once(zero))
                 .map(BlockArg::Value)
                 .collect();
             self.b.ins().jump(header, &args);
             self.b.switch_to_block(header);
-            let params = self.b.block_params(header).to_vec();
-            let next = self.lower_body(lp, body(params[0], params[1..].to_vec()), &[]);
-            let counter = self.b.ins().iadd_imm_s(params[0], 1);
+            let mut params = self.b.block_params(header).to_vec();
+            let counter = params.pop().expect("the counter");
+            let next = self.lower_body(lp, body(counter, params), &[]);
+            let counter = self.b.ins().iadd_imm_s(counter, 1);
             let more = self
                 .b
                 .ins()
                 .icmp_imm_s(IntCC::UnsignedLessThan, counter, lp.trips as i64);
             let out: Vec<BlockArg> = next.iter().copied().map(BlockArg::Value).collect();
-            let back: Vec<BlockArg> = std::iter::once(BlockArg::Value(counter))
-                .chain(out.iter().copied())
+            let back: Vec<BlockArg> = out
+                .iter()
+                .copied()
+                .chain(std::iter::once(BlockArg::Value(counter)))
                 .collect();
             self.b.ins().brif(more, header, &back, exit, &out);
             self.b.switch_to_block(exit);
@@ -117,8 +123,23 @@ impl Lower<'_, '_> {
         extra: &[Value],
     ) -> Vec<Value> {
         let n_carried = lp.n_carried();
+        // Reads of an innermost loop are pinned to the top of the body (see below);
+        // an outer loop's are left movable, so that Cranelift can sink them past
+        // the nested loops and calls (where they would be spilled).
+        let innermost = !lp.body.insts().iter().any(|i| i.op == Op::Loop);
         for r in &lp.reads {
             let (addr, off, flags) = self.access(r, &body.index, &body.trips);
+            // Not `can_move` in an innermost loop: the load then stays where
+            // it is, at the top of the body, instead of being placed where its
+            // value is first needed; the counter's last use is then its
+            // increment at the back edge, which reuses its register (else a
+            // register move on the back edge costs one more jump per iteration).
+            let flags = match r.buffer {
+                Buffer::Input | Buffer::Param if innermost => {
+                    MemFlagsData::trusted().with_readonly()
+                }
+                _ => flags,
+            };
             let v = self.b.ins().load(types::F64, flags, addr, off);
             // Arrays hold computed (already flushed) values.
             let v = match r.buffer {
@@ -159,23 +180,22 @@ impl Lower<'_, '_> {
 
     /// The address (value and immediate offset) of `a` at iteration numbers
     /// `index` of loops with `trips`, and the flags to access it with.
+    ///
+    /// The address is built as `(base + outer terms) + inner term`: the outer
+    /// loops' terms are invariant in the innermost loop, so Cranelift hoists
+    /// that sum out of it, and the inner term `i * 8` folds into the memory
+    /// operand (`[p + i*8 + disp]` on x86-64): no address arithmetic per
+    /// iteration for unit strides.
     fn access(&mut self, a: &Access, index: &[Value], trips: &[u32]) -> (Value, i32, MemFlagsData) {
-        // Σ stride_d * i_d over the loops that move the element, in elements.
-        let mut moving: Option<Value> = None;
-        for ((&s, &n), &i) in a.strides.iter().zip(trips).zip(index) {
-            if s == 0 || n == 1 {
-                continue;
-            }
-            let term = if s == 1 {
-                i
-            } else {
-                self.b.ins().imul_imm_s(i, s)
-            };
-            moving = Some(match moving {
-                None => term,
-                Some(sum) => self.b.ins().iadd(sum, term),
-            });
-        }
+        // The loops that move the element, outermost first: (stride, iteration number).
+        let terms: Vec<(i64, Value)> = a
+            .strides
+            .iter()
+            .zip(trips)
+            .zip(index)
+            .filter(|&((&s, &n), _)| s != 0 && n != 1)
+            .map(|((&s, _), &i)| (s, i))
+            .collect();
         let (base, first, flags) = match a.buffer {
             Buffer::Param => (self.ptrs[PARAMS], a.offset, readonly()),
             Buffer::Array(k) => (
@@ -192,7 +212,19 @@ impl Lower<'_, '_> {
                     (self.ptrs[INPUTS_TAIL], a.offset - split, readonly())
                 } else {
                     // The range straddles the split, so some loop moves the element.
-                    let sum = moving.expect("a range of two or more elements");
+                    let mut sum: Option<Value> = None;
+                    for &(s, i) in &terms {
+                        let term = if s == 1 {
+                            i
+                        } else {
+                            self.b.ins().imul_imm_s(i, s)
+                        };
+                        sum = Some(match sum {
+                            None => term,
+                            Some(sum) => self.b.ins().iadd(sum, term),
+                        });
+                    }
+                    let sum = sum.expect("a range of two or more elements");
                     let e = self.b.ins().iadd_imm_s(sum, a.offset);
                     let in_head = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, e, split);
                     // `tail - split * 8`: element `e >= split` is at `e * 8` from it.
@@ -202,13 +234,18 @@ impl Lower<'_, '_> {
                 }
             }
         };
-        let addr = match moving {
-            None => base,
-            Some(sum) => {
-                let bytes = self.b.ins().ishl_imm_u(sum, 3);
-                self.b.ins().iadd(base, bytes)
-            }
-        };
+        let mut addr = base;
+        for &(s, i) in &terms {
+            let bytes = match s {
+                1 => self.b.ins().ishl_imm_u(i, 3),
+                -1 => {
+                    let neg = self.b.ins().ineg(i);
+                    self.b.ins().ishl_imm_u(neg, 3)
+                }
+                _ => self.b.ins().imul_imm_s(i, s * 8),
+            };
+            addr = self.b.ins().iadd(addr, bytes);
+        }
         let (addr, off) = self.address(addr, first * 8);
         (addr, off, flags)
     }
