@@ -21,7 +21,7 @@
 //! of the access lies on one side of the split, per iteration otherwise.
 
 use super::lower::{readonly, Frame, Lower, INPUTS_HEAD, INPUTS_TAIL, PARAMS, SCRATCH};
-use crate::ir::{Access, Buffer, Loop, Op, WriteMode};
+use crate::ir::{flush, Access, Buffer, Loop, Op, Tape, WriteMode};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, BlockArg, InstBuilder, MemFlagsData, Value};
 
@@ -52,6 +52,11 @@ impl Lower<'_, '_> {
     /// its final carried values.
     fn lower_plain_loop(&mut self, frame: &mut Frame<'_>, i: usize, lp: &Loop) -> Vec<Value> {
         let init: Vec<Value> = lp.init.iter().map(|&v| self.operand(frame, v)).collect();
+        let constants = if lp.trips > 1 {
+            self.hoisted_constants(&lp.body)
+        } else {
+            Vec::new()
+        };
         let invariants: Vec<Value> = lp
             .invariants
             .iter()
@@ -65,13 +70,17 @@ impl Lower<'_, '_> {
             let mut index = frame.index.clone();
             index.push(at);
             let inputs = carried.into_iter().chain(invariants.iter().copied());
-            Frame::body(
+            let mut frame = Frame::body(
                 &lp.body,
                 inputs.collect(),
                 index,
                 trips.clone(),
                 context.clone(),
-            )
+            );
+            for &(j, v) in &constants {
+                frame.preset(j, v);
+            }
+            frame
         };
         if lp.trips == 1 {
             let zero = self.b.ins().iconst(self.ptr, 0);
@@ -110,6 +119,28 @@ impl Lower<'_, '_> {
             self.b.switch_to_block(exit);
             self.b.block_params(exit).to_vec()
         }
+    }
+
+    /// The constants of a loop `body`, built before the loop: `(instruction,
+    /// value)`. Cranelift rematerializes an `f64const` at each use, which
+    /// inside a loop costs two instructions per constant and iteration
+    /// (`movabs` + `movq`) wherever it cannot be a memory operand; a bitcast
+    /// of the bits is an ordinary value, computed once before the loop and
+    /// kept in a register (or spilled and reloaded as a memory operand).
+    /// With `flush`, the constant is flushed first, as `Lower::constant` does.
+    fn hoisted_constants(&mut self, body: &Tape) -> Vec<(usize, Value)> {
+        let mut out = Vec::new();
+        for (j, inst) in body.insts().iter().enumerate() {
+            if inst.op != Op::Const {
+                continue;
+            }
+            let c = inst.const_value();
+            let c = if self.flush { flush::flush(c) } else { c };
+            let int = self.b.ins().iconst(types::I64, c.to_bits() as i64);
+            let v = self.b.ins().bitcast(types::F64, MemFlagsData::new(), int);
+            out.push((j, v));
+        }
+        out
     }
 
     /// One iteration of `lp` in the body's `frame` (whose inputs so far are
@@ -152,7 +183,9 @@ impl Lower<'_, '_> {
             .get_or_insert_with(Vec::new)
             .extend_from_slice(extra);
         for j in 0..lp.body.len() {
-            self.lower_inst(&mut body, j);
+            if !body.is_set(j) {
+                self.lower_inst(&mut body, j);
+            }
         }
         let mut outs: Vec<Value> = lp
             .body
