@@ -25,6 +25,22 @@ use crate::ir::{flush, Access, Buffer, Loop, Op, Tape, WriteMode};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, BlockArg, InstBuilder, MemFlagsData, Value};
 
+/// What a loop of more than one trip builds before the loop, because
+/// Cranelift would rematerialize it in every iteration: the body's constants
+/// (as `(instruction, value)`; an `f64const` costs two instructions, `movabs`
+/// and `movq`, wherever it cannot be a memory operand) and the masks of
+/// `neg` and `abs`. Built as bitcasts of their bits, they are ordinary
+/// values computed once and kept in registers (or spilled and reloaded as
+/// memory operands).
+#[derive(Default)]
+pub(super) struct Hoisted {
+    constants: Vec<(usize, Value)>,
+    /// `-0.0`: `neg` is a xor with it.
+    sign: Option<Value>,
+    /// All bits but the sign: `abs` is an and with it.
+    magnitude: Option<Value>,
+}
+
 impl Lower<'_, '_> {
     /// Lowers loop instruction `i` of `frame`: runs it, records its final
     /// carried values for `loopout`, and (at the root) stores those read by
@@ -51,16 +67,21 @@ impl Lower<'_, '_> {
     /// Runs loop `lp`, instruction `i` of `frame`, as a machine loop; returns
     /// its final carried values.
     fn lower_plain_loop(&mut self, frame: &mut Frame<'_>, i: usize, lp: &Loop) -> Vec<Value> {
-        let init: Vec<Value> = lp.init.iter().map(|&v| self.operand(frame, v)).collect();
-        let constants = if lp.trips > 1 {
-            self.hoisted_constants(&lp.body)
+        let looping = lp.trips > 1;
+        let init: Vec<Value> = lp
+            .init
+            .iter()
+            .map(|&v| self.loop_operand(frame, v, looping))
+            .collect();
+        let hoisted = if looping {
+            self.hoisted(&lp.body)
         } else {
-            Vec::new()
+            Hoisted::default()
         };
         let invariants: Vec<Value> = lp
             .invariants
             .iter()
-            .map(|&v| self.operand(frame, v))
+            .map(|&v| self.loop_operand(frame, v, looping))
             .collect();
         let mut trips = frame.trips.clone();
         trips.push(lp.trips);
@@ -77,14 +98,14 @@ impl Lower<'_, '_> {
                 trips.clone(),
                 context.clone(),
             );
-            for &(j, v) in &constants {
+            for &(j, v) in &hoisted.constants {
                 frame.preset(j, v);
             }
             frame
         };
         if lp.trips == 1 {
             let zero = self.b.ins().iconst(self.ptr, 0);
-            self.lower_body(lp, body(zero, init), &[])
+            self.lower_body(lp, body(zero, init), &[], &hoisted)
         } else {
             let header = self.b.create_block();
             let exit = self.b.create_block();
@@ -103,7 +124,7 @@ impl Lower<'_, '_> {
             self.b.switch_to_block(header);
             let mut params = self.b.block_params(header).to_vec();
             let counter = params.pop().expect("the counter");
-            let next = self.lower_body(lp, body(counter, params), &[]);
+            let next = self.lower_body(lp, body(counter, params), &[], &hoisted);
             let counter = self.b.ins().iadd_imm_s(counter, 1);
             let more = self
                 .b
@@ -121,26 +142,48 @@ impl Lower<'_, '_> {
         }
     }
 
-    /// The constants of a loop `body`, built before the loop: `(instruction,
-    /// value)`. Cranelift rematerializes an `f64const` at each use, which
-    /// inside a loop costs two instructions per constant and iteration
-    /// (`movabs` + `movq`) wherever it cannot be a memory operand; a bitcast
-    /// of the bits is an ordinary value, computed once before the loop and
-    /// kept in a register (or spilled and reloaded as a memory operand).
-    /// With `flush`, the constant is flushed first, as `Lower::constant` does.
-    fn hoisted_constants(&mut self, body: &Tape) -> Vec<(usize, Value)> {
-        let mut out = Vec::new();
-        for (j, inst) in body.insts().iter().enumerate() {
-            if inst.op != Op::Const {
-                continue;
-            }
-            let c = inst.const_value();
-            let c = if self.flush { flush::flush(c) } else { c };
-            let int = self.b.ins().iconst(types::I64, c.to_bits() as i64);
-            let v = self.b.ins().bitcast(types::F64, MemFlagsData::new(), int);
-            out.push((j, v));
+    /// Value `v` of `frame` as an initial carried value or invariant of a
+    /// loop (`looping`: of more than one trip). A tape constant is built as
+    /// an opaque bitcast (see [`Hoisted`]): an `f64const` carried unchanged
+    /// would become a constant again (Cranelift removes constant block
+    /// parameters) and be rematerialized in every iteration.
+    fn loop_operand(&mut self, frame: &mut Frame<'_>, v: u32, looping: bool) -> Value {
+        let inst = frame.tape.insts()[v as usize];
+        if looping && inst.op == Op::Const {
+            self.opaque_constant(inst.const_value())
+        } else {
+            self.operand(frame, v)
         }
-        out
+    }
+
+    /// Constant `c` (flushed with `flush`, as `Lower::constant` does) as a
+    /// bitcast of its bits, which Cranelift neither folds nor rematerializes.
+    fn opaque_constant(&mut self, c: f64) -> Value {
+        let c = if self.flush { flush::flush(c) } else { c };
+        let int = self.b.ins().iconst(types::I64, c.to_bits() as i64);
+        self.b.ins().bitcast(types::F64, MemFlagsData::new(), int)
+    }
+
+    /// What a loop `body` needs built before the loop (see [`Hoisted`]).
+    fn hoisted(&mut self, body: &Tape) -> Hoisted {
+        let mut h = Hoisted::default();
+        for (j, inst) in body.insts().iter().enumerate() {
+            match inst.op {
+                Op::Const => {
+                    let v = self.opaque_constant(inst.const_value());
+                    h.constants.push((j, v));
+                }
+                Op::Neg if h.sign.is_none() => h.sign = Some(self.opaque_constant(-0.0)),
+                Op::Abs if h.magnitude.is_none() => {
+                    let bits = (!(-0.0f64).to_bits()) as i64;
+                    let int = self.b.ins().iconst(types::I64, bits);
+                    let m = self.b.ins().bitcast(types::F64, MemFlagsData::new(), int);
+                    h.magnitude = Some(m);
+                }
+                _ => {}
+            }
+        }
+        h
     }
 
     /// One iteration of `lp` in the body's `frame` (whose inputs so far are
@@ -152,6 +195,7 @@ impl Lower<'_, '_> {
         lp: &Loop,
         mut body: Frame<'_>,
         extra: &[Value],
+        hoisted: &Hoisted,
     ) -> Vec<Value> {
         let n_carried = lp.n_carried();
         // Reads of an innermost loop are pinned to the top of the body (see below);
@@ -183,8 +227,26 @@ impl Lower<'_, '_> {
             .get_or_insert_with(Vec::new)
             .extend_from_slice(extra);
         for j in 0..lp.body.len() {
-            if !body.is_set(j) {
-                self.lower_inst(&mut body, j);
+            if body.is_set(j) {
+                continue; // a hoisted constant
+            }
+            let inst = lp.body.insts()[j];
+            // `fneg`/`fabs` are a xor/and with a sign mask, which Cranelift
+            // would rebuild in every iteration: use the hoisted one (same bits).
+            match (inst.op, hoisted.sign, hoisted.magnitude) {
+                (Op::Neg, Some(mask), _) => {
+                    let a = self.operand(&mut body, inst.args[0]);
+                    let v = self.b.ins().bxor(a, mask);
+                    body.preset(j, v);
+                }
+                (Op::Abs, _, Some(mask)) => {
+                    let a = self.operand(&mut body, inst.args[0]);
+                    let v = self.b.ins().band(a, mask);
+                    body.preset(j, v);
+                }
+                _ => {
+                    self.lower_inst(&mut body, j);
+                }
             }
         }
         let mut outs: Vec<Value> = lp
