@@ -20,10 +20,14 @@
 //! inputs pick the head or tail buffer at compile time when the whole range
 //! of the access lies on one side of the split, per iteration otherwise.
 
+use super::carry::Carry;
 use super::lower::{readonly, Frame, Lower, INPUTS_HEAD, INPUTS_TAIL, PARAMS, SCRATCH};
 use crate::ir::{flush, Access, Buffer, Loop, Op, Tape, WriteMode};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, BlockArg, InstBuilder, MemFlagsData, Value};
+
+/// No write passes its element in a register.
+pub(super) const NO_CARRY: (&Carry, &[Value]) = (&Carry::EMPTY, &[]);
 
 /// What a loop of more than one trip builds before the loop, because
 /// Cranelift would rematerialize it in every iteration: the body's constants
@@ -105,26 +109,40 @@ impl Lower<'_, '_> {
         };
         if lp.trips == 1 {
             let zero = self.b.ins().iconst(self.ptr, 0);
-            self.lower_body(lp, body(zero, init), &[], &hoisted)
+            self.lower_body(lp, body(zero, init), &[], &hoisted, NO_CARRY)
         } else {
+            let carry = Carry::plan(lp);
             let header = self.b.create_block();
             let exit = self.b.create_block();
-            for _ in &init {
+            // Carried values, then the registers of `carry`, then the counter.
+            for _ in 0..init.len() + carry.deferred.len() {
                 self.b.append_block_param(header, types::F64);
                 self.b.append_block_param(exit, types::F64);
             }
             self.b.append_block_param(header, self.ptr);
             let zero = self.b.ins().iconst(self.ptr, 0);
-            let args: Vec<BlockArg> = init
-                .into_iter()
-                .chain(std::iter::once(zero))
-                .map(BlockArg::Value)
-                .collect();
+            // Each register starts with its next write's element of iteration 0.
+            let mut at_zero = frame.index.clone();
+            at_zero.push(zero);
+            let mut args: Vec<BlockArg> = init.into_iter().map(BlockArg::Value).collect();
+            for &wb in &carry.next {
+                let (addr, off, flags) = self.access(&lp.writes[wb].access, &at_zero, &trips);
+                let v = self.b.ins().load(types::F64, flags, addr, off);
+                args.push(BlockArg::Value(v));
+            }
+            args.push(BlockArg::Value(zero));
             self.b.ins().jump(header, &args);
             self.b.switch_to_block(header);
             let mut params = self.b.block_params(header).to_vec();
             let counter = params.pop().expect("the counter");
-            let next = self.lower_body(lp, body(counter, params), &[], &hoisted);
+            let registers = params.split_off(lp.n_carried());
+            let next = self.lower_body(
+                lp,
+                body(counter, params),
+                &[],
+                &hoisted,
+                (&carry, &registers),
+            );
             let counter = self.b.ins().iadd_imm_s(counter, 1);
             let more = self
                 .b
@@ -138,7 +156,17 @@ impl Lower<'_, '_> {
                 .collect();
             self.b.ins().brif(more, header, &back, exit, &out);
             self.b.switch_to_block(exit);
-            self.b.block_params(exit).to_vec()
+            let mut exits = self.b.block_params(exit).to_vec();
+            let last = exits.split_off(lp.n_carried());
+            // The deferred writes' values of the last iteration.
+            let end = self.b.ins().iconst(self.ptr, lp.trips as i64 - 1);
+            let mut at_end = frame.index.clone();
+            at_end.push(end);
+            for (&wa, &v) in carry.deferred.iter().zip(&last) {
+                let (addr, off, flags) = self.access(&lp.writes[wa].access, &at_end, &trips);
+                self.b.ins().store(flags, v, addr, off);
+            }
+            exits
         }
     }
 
@@ -196,6 +224,7 @@ impl Lower<'_, '_> {
         mut body: Frame<'_>,
         extra: &[Value],
         hoisted: &Hoisted,
+        (carry, registers): (&Carry, &[Value]),
     ) -> Vec<Value> {
         let n_carried = lp.n_carried();
         // Reads of an innermost loop are pinned to the top of the body (see below);
@@ -258,18 +287,32 @@ impl Lower<'_, '_> {
                 self.operand(&mut body, v)
             })
             .collect();
-        for (w, &x) in lp.writes.iter().zip(&outs[n_carried..]) {
+        // With `carry`, the new values of the deferred writes follow the
+        // next carried values (see `carry`).
+        let mut new = vec![None; lp.writes.len()];
+        for (k, (w, &x)) in lp.writes.iter().zip(&outs[n_carried..]).enumerate() {
             let (addr, off, flags) = self.access(&w.access, &body.index, &body.trips);
-            let x = match w.mode {
-                WriteMode::Store => x,
-                WriteMode::Add => {
+            let x = match (w.mode, carry.old.get(k).copied().flatten()) {
+                (WriteMode::Store, _) => x,
+                (WriteMode::Add, Some(r)) => self.b.ins().fadd(registers[r], x),
+                (WriteMode::Add, None) => {
                     let old = self.b.ins().load(types::F64, flags, addr, off);
                     self.b.ins().fadd(old, x)
                 }
             };
-            self.b.ins().store(flags, x, addr, off);
+            if carry.deferred.contains(&k) {
+                new[k] = Some(x);
+            } else {
+                self.b.ins().store(flags, x, addr, off);
+            }
         }
         outs.truncate(n_carried);
+        outs.extend(
+            carry
+                .deferred
+                .iter()
+                .map(|&k| new[k].expect("written above")),
+        );
         outs
     }
 
