@@ -35,6 +35,9 @@ pub(super) struct Carry {
     /// Per write: the register (index into `deferred`) holding its old value,
     /// if it adds and is the `next` of a deferred write.
     pub old: Vec<Option<usize>>,
+    /// Per write (or empty): an `add` that is the first access of its
+    /// elements, lowered as a store (see `arrays::fresh_writes`).
+    pub fresh: Vec<bool>,
 }
 
 impl Carry {
@@ -43,6 +46,7 @@ impl Carry {
         deferred: Vec::new(),
         next: Vec::new(),
         old: Vec::new(),
+        fresh: Vec::new(),
     };
 
     /// The plan for `lp`, lowered as a machine loop of `lp.trips > 1`

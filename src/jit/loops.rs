@@ -107,11 +107,24 @@ impl Lower<'_, '_> {
             }
             frame
         };
+        // Root loops only: `add` writes known to add to the initial -0.0.
+        let fresh = match frame.inputs {
+            None => self.layout.fresh.get(&(i as u32)).cloned(),
+            Some(_) => None,
+        };
+        let fresh = fresh.unwrap_or_default();
         if lp.trips == 1 {
             let zero = self.b.ins().iconst(self.ptr, 0);
-            self.lower_body(lp, body(zero, init), &[], &hoisted, NO_CARRY)
+            let carry = Carry {
+                fresh,
+                ..Carry::EMPTY
+            };
+            self.lower_body(lp, body(zero, init), &[], &hoisted, (&carry, &[]))
         } else {
-            let carry = Carry::plan(lp);
+            let carry = Carry {
+                fresh,
+                ..Carry::plan(lp)
+            };
             let header = self.b.create_block();
             let exit = self.b.create_block();
             // Carried values, then the registers of `carry`, then the counter.
@@ -295,6 +308,8 @@ impl Lower<'_, '_> {
             let x = match (w.mode, carry.old.get(k).copied().flatten()) {
                 (WriteMode::Store, _) => x,
                 (WriteMode::Add, Some(r)) => self.b.ins().fadd(registers[r], x),
+                // `-0.0 + x` is `x`.
+                (WriteMode::Add, None) if carry.fresh.get(k) == Some(&true) => x,
                 (WriteMode::Add, None) => {
                     let old = self.b.ins().load(types::F64, flags, addr, off);
                     self.b.ins().fadd(old, x)

@@ -280,3 +280,26 @@ fn look_alike_chains_are_not_passed_in_registers() {
         check(&t, &points(950 + variant, &t, 8));
     }
 }
+
+#[test]
+fn first_adds_to_untouched_elements_need_no_reset() {
+    // A reverse loop's accumulation: z[10 - i] += x/2 (the first access of
+    // each element: a store), z[11 - i] += 3x/2 (the element of the other
+    // write one iteration before: in a register). Only z[11], read in the
+    // first iteration, and z[0], never written, are reset; a second loop
+    // adds to what the first stored.
+    use WriteMode::Add;
+    let n = 10u32;
+    for twice in [false, true] {
+        let mut t = Tape::new(n as usize, 0);
+        let z = t.add_array(n + 2);
+        t.push_loop(chained_writes(z, n, -1, &[Add, Add], None));
+        if twice {
+            t.push_loop(chained_writes(z, n, -1, &[Add, Add], None));
+        }
+        slice(&mut t, z, 0, n + 2);
+        check(&t, &points(970, &t, 12));
+        let code = jit::compile(&t).unwrap();
+        assert_eq!(code.reset_len(), 2);
+    }
+}
