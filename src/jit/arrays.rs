@@ -69,18 +69,15 @@ impl Coverage {
             self.reset[a].push((lo, hi));
             return;
         }
-        // Each run of elements not stored yet.
-        let mut run: Option<i64> = None;
-        for e in lo..=hi + 1 {
-            let open = e <= hi && !stored[e as usize];
-            match (run, open) {
-                (None, true) => run = Some(e),
-                (Some(first), false) => {
-                    self.reset[a].push((first, e - 1));
-                    run = None;
-                }
-                _ => {}
-            }
+        // Each run of elements not stored yet (`position` scans fast).
+        let mut e = lo as usize;
+        let end = hi as usize + 1;
+        while let Some(f) = stored[e..end].iter().position(|&s| !s) {
+            let first = e + f;
+            let len = stored[first..end].iter().position(|&s| s);
+            let last = len.map_or(end, |l| first + l);
+            self.reset[a].push((first as i64, last as i64 - 1));
+            e = last;
         }
     }
 
@@ -105,6 +102,16 @@ impl Coverage {
             .collect();
         let total: u64 = dims.iter().map(|&(_, n)| n as u64).product();
         if total > ENUMERATION_LIMIT.max(2 * self.lens[array as usize] as u64) {
+            return;
+        }
+        if let [(s @ (1 | -1), n)] = dims[..] {
+            // A contiguous run, forwards or backwards.
+            if self.stored[array as usize].is_empty() {
+                self.stored[array as usize] = vec![false; self.lens[array as usize] as usize];
+            }
+            let last = access.offset + s * (n as i64 - 1);
+            let (lo, hi) = (access.offset.min(last), access.offset.max(last));
+            self.stored[array as usize][lo as usize..=hi as usize].fill(true);
             return;
         }
         let mut index = vec![0u32; dims.len()];
