@@ -38,6 +38,7 @@
 //! `O(snapshots)`.
 
 use super::layout::Layout;
+use super::loops::{Hoisted, NO_CARRY};
 use super::lower::{part_signature, ChunkLowering, Frame, Lower, MathDecls, SCRATCH};
 use super::schedule::{self, Region};
 use crate::error::Error;
@@ -210,7 +211,7 @@ impl Lower<'_, '_> {
         let inputs = params[1..].iter().chain(&invariants).copied().collect();
         let context = format!("in the body of loop %{i}: ");
         let body = Frame::body(&cp.step, inputs, vec![params[0]], vec![lp.trips], context);
-        let next = self.lower_body(&step, body, &[]);
+        let next = self.lower_body(&step, body, &[], &Hoisted::default(), NO_CARRY);
         let counter = self.b.ins().iadd_imm_s(params[0], 1);
         let more = self.b.ins().icmp(IntCC::UnsignedLessThan, counter, to);
         let back = args(std::iter::once(counter).chain(next.iter().copied()));
@@ -233,7 +234,7 @@ impl Lower<'_, '_> {
         let index = self.b.ins().isub(last, step);
         let context = format!("in the body of loop %{i}: ");
         let body = Frame::body(&lp.body, inputs, vec![index], vec![lp.trips], context);
-        let next = self.lower_body(lp, body, &states);
+        let next = self.lower_body(lp, body, &states, &Hoisted::default(), NO_CARRY);
         self.store_slots(&next, at.kept);
     }
 }

@@ -33,6 +33,8 @@ pub(super) struct Layout {
     pub checkpoint_base: Vec<usize>,
     /// Scratch `f64`s one evaluation needs: slots, arrays, checkpoints.
     pub scratch_len: usize,
+    /// Root loops' `add` writes lowered as stores (see `arrays::fresh_writes`).
+    pub fresh: HashMap<u32, Vec<bool>>,
 }
 
 /// Instructions a root instruction costs in its chunk: one, plus a loop's
@@ -120,6 +122,7 @@ impl Layout {
             array_base,
             checkpoint_base,
             scratch_len,
+            fresh: super::arrays::fresh_writes(tape),
         }
     }
 

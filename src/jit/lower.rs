@@ -194,6 +194,18 @@ impl<'t> Frame<'t> {
     fn is_root(&self) -> bool {
         self.inputs.is_none()
     }
+
+    /// Gives instruction `j` of this body the machine value `v` before the
+    /// body is lowered: `lower_inst` then leaves it (a loop's hoisted
+    /// constants, see `loops`).
+    pub fn preset(&mut self, j: usize, v: Value) {
+        self.values[j - self.start] = Some(v);
+    }
+
+    /// Whether instruction `j` already has its machine value.
+    pub fn is_set(&self, j: usize) -> bool {
+        self.values[j - self.start].is_some()
+    }
 }
 
 pub(super) const INPUTS_HEAD: usize = 0;

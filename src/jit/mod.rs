@@ -21,6 +21,7 @@
 //! the caller's buffers and its constants (see `Lower::flush`).
 
 mod arrays;
+mod carry;
 mod checkpoint;
 mod fpmode;
 mod function;

@@ -161,3 +161,145 @@ fn slice_outputs_with_the_output_split_anywhere() {
         .collect();
     check_with(&t, &options, &points(700, &t, 8));
 }
+
+/// A loop of `n` trips whose writes `k = 0..modes.len()` go to array `z` at
+/// `offset0 - k * s + s * i` (plus `outer` times an outer iteration number),
+/// so write `k` addresses in iteration `i + 1` the element write `k - 1`
+/// wrote in iteration `i`: the JIT passes those in registers (`jit::carry`).
+fn chained_writes(z: u32, n: u32, s: i64, modes: &[WriteMode], outer: Option<i64>) -> Loop {
+    let m = modes.len() as i64;
+    let offset0 = if s > 0 {
+        (m - 1) * s
+    } else {
+        -s * (n as i64 - 1)
+    } + 1;
+    let mut body = Tape::new(1, 0);
+    let [x] = body_inputs(&mut body)[..] else {
+        unreachable!()
+    };
+    let mut writes = Vec::new();
+    for (k, &mode) in modes.iter().enumerate() {
+        let c = body.push(Inst::constant(k as f64 + 0.5));
+        let v = bin(&mut body, Op::Mul, x, c);
+        body.push_output(v);
+        let offset = offset0 - k as i64 * s;
+        let strides = match outer {
+            Some(o) => vec![o, s],
+            None => vec![s],
+        };
+        writes.push(write(z, offset, &strides, mode));
+    }
+    let read_strides: &[i64] = if outer.is_some() { &[0, 1] } else { &[1] };
+    Loop {
+        trips: n,
+        body,
+        init: vec![],
+        invariants: vec![],
+        reads: vec![access(Buffer::Input, 0, read_strides)],
+        writes,
+    }
+}
+
+#[test]
+fn elements_passed_between_iterations_in_registers_end_up_in_memory() {
+    use WriteMode::{Add, Store};
+    let chains: [&[WriteMode]; 5] = [
+        &[Add, Add],
+        &[Add, Add, Add],
+        &[Store, Add],
+        &[Add, Store, Add],
+        &[Add, Add, Store],
+    ];
+    for s in [1i64, -1, 2, -3] {
+        for (c, modes) in chains.iter().enumerate() {
+            let n = 7u32;
+            let len = (n + modes.len() as u32 + 1) * s.unsigned_abs() as u32 + 2;
+            // One loop, twice over the same array (the second adds to what
+            // the first left), then nested in an outer loop of 3 trips.
+            let mut t = Tape::new(n as usize, 0);
+            let z = t.add_array(len);
+            t.push_loop(chained_writes(z, n, s, modes, None));
+            t.push_loop(chained_writes(z, n, s, modes, None));
+            slice(&mut t, z, 0, len);
+            let seed = 900 + c as u64 + 10 * s.unsigned_abs();
+            check(&t, &points(seed, &t, 8));
+
+            let mut t = Tape::new(n as usize, 0);
+            let z = t.add_array(3 * len);
+            let mut outer = Tape::new(1, 0);
+            let [carried] = body_inputs(&mut outer)[..] else {
+                unreachable!()
+            };
+            outer.push_loop(chained_writes(z, n, s, modes, Some(len as i64)));
+            outer.push_output(carried);
+            let zero = t.push(Inst::constant(0.0));
+            let l = t.push_loop(Loop {
+                trips: 3,
+                body: outer,
+                init: vec![zero],
+                invariants: vec![],
+                reads: vec![],
+                writes: vec![],
+            });
+            let out = t.push(Inst::loop_out(l, 0));
+            t.push_output(out);
+            slice(&mut t, z, 0, 3 * len);
+            check(&t, &points(seed + 1, &t, 8));
+        }
+    }
+}
+
+#[test]
+fn look_alike_chains_are_not_passed_in_registers() {
+    // Writes that would chain but for a different stride, or an array read
+    // of the loop (of the element deferred in the previous iteration).
+    let n = 6u32;
+    for variant in 0..2 {
+        let mut t = Tape::new(n as usize, 0);
+        let z = t.add_array(2 * n + 4);
+        let mut lp = chained_writes(z, n, 1, &[WriteMode::Add, WriteMode::Add], None);
+        match variant {
+            0 => lp.writes[1].access.strides = vec![2],
+            _ => {
+                lp.reads.push(access(Buffer::Array(z), 1, &[1]));
+                lp.body = {
+                    let mut body = Tape::new(2, 0);
+                    let [x, y] = body_inputs(&mut body)[..] else {
+                        unreachable!()
+                    };
+                    let v = bin(&mut body, Op::Mul, x, y);
+                    body.push_output(v);
+                    body.push_output(x);
+                    body
+                };
+            }
+        }
+        t.push_loop(lp);
+        slice(&mut t, z, 0, 2 * n + 4);
+        t.verify().unwrap();
+        check(&t, &points(950 + variant, &t, 8));
+    }
+}
+
+#[test]
+fn first_adds_to_untouched_elements_need_no_reset() {
+    // A reverse loop's accumulation: z[10 - i] += x/2 (the first access of
+    // each element: a store), z[11 - i] += 3x/2 (the element of the other
+    // write one iteration before: in a register). Only z[11], read in the
+    // first iteration, and z[0], never written, are reset; a second loop
+    // adds to what the first stored.
+    use WriteMode::Add;
+    let n = 10u32;
+    for twice in [false, true] {
+        let mut t = Tape::new(n as usize, 0);
+        let z = t.add_array(n + 2);
+        t.push_loop(chained_writes(z, n, -1, &[Add, Add], None));
+        if twice {
+            t.push_loop(chained_writes(z, n, -1, &[Add, Add], None));
+        }
+        slice(&mut t, z, 0, n + 2);
+        check(&t, &points(970, &t, 12));
+        let code = jit::compile(&t).unwrap();
+        assert_eq!(code.reset_len(), 2);
+    }
+}
