@@ -121,6 +121,22 @@ fn scalar_case_gradients_match_finite_differences() {
     }
 }
 
+/// Past the quick size, gmm rolls into a loop nest whose inner loop
+/// refills an array in each of its own iterations (scratch owned by a loop
+/// below the root loop): the reverse transform must accept that (it once
+/// refused it as a hazard) and get the gradient right.
+#[test]
+fn gmm_with_arrays_refilled_by_a_nested_loop_has_a_right_gradient() {
+    let case: Case = "gmm:5,10,200".parse().unwrap();
+    let f = trace(&case);
+    assert!(f.tape().n_loops() > 1, "{case} was not rolled into a nest");
+    let (x, p) = (case.default_input(), case.params());
+    let mut g = vec![0.0; x.len()];
+    f.with_params(&p).unwrap().gradient(&x, &mut g).unwrap();
+    let err = max_rel_err_fd(|y| native(&case, y, &p)[0], &x, &g);
+    assert!(err <= MAX_REL_ERR_FD, "{case}: max_rel_err_fd = {err:e}");
+}
+
 #[test]
 fn broyden_vjp_and_jacobian_match_finite_differences() {
     for case in Case::quick().into_iter().filter(|c| c.n_outputs() > 1) {

@@ -4,11 +4,13 @@
 //! array by a nested loop, then nested loops read it). A reverse loop that
 //! recomputes an iteration refills such an array before re-reading it, so
 //! the re-reads see the iteration's own values and the refill disturbs
-//! nothing: no other instruction reads the array. That holds when the array
-//! is touched by the body of one root loop only (not by its own reads or
-//! writes, nor by the root, nor output), and in every iteration each
-//! element is first overwritten (a `store`), then read, and never written
-//! after a read.
+//! nothing: no other instruction reads the array. That holds when every
+//! access to the array is made inside the body of one loop, its owner (the
+//! innermost such loop; not the root, and the array is not an output), and
+//! in every iteration of the owner each element is first overwritten (a
+//! `store`), then read, and never written after a read. (gmm at larger
+//! sizes fills an array anew in each iteration of a loop nested in the
+//! root loop, so the owner must be allowed below the root.)
 
 use crate::ir::{Buffer, Loop, Op, Output, Tape, WriteMode};
 
@@ -16,71 +18,102 @@ use crate::ir::{Buffer, Loop, Op, Output, Tape, WriteMode};
 /// arrays are not scratch (and the tape is refused if they matter).
 const MAX_STEPS: u64 = 1 << 26;
 
-/// Which arrays of `tape` are scratch of a root loop's iterations.
+/// Which arrays of `tape` are scratch of the iterations of their owner: the
+/// innermost loop whose body (nested loops included) holds every access.
 pub(super) fn arrays(tape: &Tape) -> Vec<bool> {
-    const NONE: usize = usize::MAX;
     let n = tape.arrays().len();
-    let (mut owner, mut excluded) = (vec![NONE; n], vec![false; n]);
+    // The loop path (loop instructions from the root in) of the body making
+    // an access; a loop's own reads and writes are made by the body holding it.
+    let mut owner: Vec<Option<Vec<u32>>> = vec![None; n];
+    let mut excluded = vec![false; n];
     for out in tape.outputs() {
         if let Output::Slice { array, .. } = *out {
             excluded[array as usize] = true;
         }
     }
+    accesses(tape, &mut Vec::new(), &mut |a, path| {
+        let common = match &owner[a] {
+            None => path.len(),
+            Some(o) => o.iter().zip(path).take_while(|(x, y)| x == y).count(),
+        };
+        let mut o = owner[a].take().unwrap_or_else(|| path.to_vec());
+        o.truncate(common);
+        // Touched by the root itself: nothing runs it again.
+        excluded[a] |= o.is_empty();
+        owner[a] = Some(o);
+    });
+    let mut scratch: Vec<bool> = (0..n).map(|a| owner[a].is_some() && !excluded[a]).collect();
+    let mut owners: Vec<Vec<u32>> = Vec::new();
+    let owner_id: Vec<usize> = (0..n)
+        .map(|a| match (&owner[a], scratch[a]) {
+            (Some(o), true) => owners.iter().position(|x| x == o).unwrap_or_else(|| {
+                owners.push(o.clone());
+                owners.len() - 1
+            }),
+            _ => usize::MAX,
+        })
+        .collect();
     for (i, inst) in tape.insts().iter().enumerate() {
-        match inst.op {
-            Op::Store | Op::Elem => excluded[inst.args[0] as usize] = true,
-            Op::Loop => {
-                let lp = tape.loop_of(inst);
-                let own = lp.reads.iter().chain(lp.writes.iter().map(|w| &w.access));
-                for access in own {
-                    if let Buffer::Array(a) = access.buffer {
-                        excluded[a as usize] = true;
-                    }
-                }
-                let mut touched = Vec::new();
-                body_arrays(&lp.body, &mut touched);
-                for a in touched {
-                    if owner[a] != NONE && owner[a] != i {
-                        excluded[a] = true;
-                    }
-                    owner[a] = i;
-                }
-            }
-            _ => {}
+        if inst.op != Op::Loop || !owners.iter().any(|o| o[0] == i as u32) {
+            continue;
         }
-    }
-    let mut scratch: Vec<bool> = (0..n).map(|a| owner[a] != NONE && !excluded[a]).collect();
-    for (i, inst) in tape.insts().iter().enumerate() {
-        if inst.op == Op::Loop && (0..n).any(|a| scratch[a] && owner[a] == i) {
-            let lp = tape.loop_of(inst);
-            let mut walk = Walk {
-                scratch: scratch.clone(),
-                state: tape
-                    .arrays()
-                    .iter()
-                    .map(|&len| vec![(0, 0); len as usize])
-                    .collect(),
-                iteration: 0,
-                steps: 0,
-            };
-            let mut index = vec![0];
-            for k in 0..lp.trips {
-                index[0] = k;
-                walk.iteration = k + 1;
-                if !walk.body(&lp.body, &mut index) {
-                    // Too large to check: nothing of this loop is scratch.
-                    walk.scratch.iter_mut().for_each(|s| *s = false);
-                    break;
-                }
+        let lp = tape.loop_of(inst);
+        let mut walk = Walk {
+            scratch: scratch.clone(),
+            state: tape
+                .arrays()
+                .iter()
+                .map(|&len| vec![(0, 0); len as usize])
+                .collect(),
+            owner_id: owner_id.clone(),
+            owners: owners.clone(),
+            entered: vec![0; owners.len()],
+            path: vec![i as u32],
+            steps: 0,
+        };
+        let mut index = vec![0];
+        for k in 0..lp.trips {
+            index[0] = k;
+            walk.enter();
+            if !walk.body(&lp.body, &mut index) {
+                // Too large to check: nothing this loop owns is scratch.
+                walk.scratch.iter_mut().for_each(|s| *s = false);
+                break;
             }
-            for a in 0..n {
-                if owner[a] == i {
-                    scratch[a] = walk.scratch[a];
-                }
+        }
+        for a in 0..n {
+            if owner[a]
+                .as_ref()
+                .is_some_and(|o| o.first() == Some(&(i as u32)))
+            {
+                scratch[a] = walk.scratch[a];
             }
         }
     }
     scratch
+}
+
+/// Calls `visit(array, path)` for every array access in `tape` and its
+/// bodies, `path` being the loops (by instruction, from the root) whose
+/// body makes the access.
+fn accesses(tape: &Tape, path: &mut Vec<u32>, visit: &mut impl FnMut(usize, &[u32])) {
+    for (j, inst) in tape.insts().iter().enumerate() {
+        match inst.op {
+            Op::Store | Op::Elem => visit(inst.args[0] as usize, path),
+            Op::Loop => {
+                let lp = tape.loop_of(inst);
+                for access in lp.reads.iter().chain(lp.writes.iter().map(|w| &w.access)) {
+                    if let Buffer::Array(a) = access.buffer {
+                        visit(a as usize, path);
+                    }
+                }
+                path.push(j as u32);
+                accesses(&lp.body, path, visit);
+                path.pop();
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The arrays `body` touches, nested loops included.
@@ -102,27 +135,46 @@ fn body_arrays(body: &Tape, touched: &mut Vec<usize>) {
     }
 }
 
-/// The accesses of one iteration of a root loop to candidate arrays, in
-/// program order, ruling out the arrays an iteration reads before
+/// The accesses of a root loop to candidate arrays, in program order,
+/// ruling out the arrays an iteration of their owner reads before
 /// overwriting or writes after reading.
 struct Walk {
     /// Candidates still standing.
     scratch: Vec<bool>,
-    /// Per element: the iteration (plus one) of its last access, and
-    /// whether that access read (`2`) or wrote (`1`) it.
+    /// Per element: the owner iteration (numbered from one) of its last
+    /// access, and whether that access read (`2`) or wrote (`1`) it.
     state: Vec<Vec<(u32, u8)>>,
-    iteration: u32,
+    /// Each array's owner, an index into `owners`.
+    owner_id: Vec<usize>,
+    /// The owner loops, by path.
+    owners: Vec<Vec<u32>>,
+    /// Iterations of each owner entered so far.
+    entered: Vec<u32>,
+    /// The loop path of the body being walked.
+    path: Vec<u32>,
     steps: u64,
 }
 
 impl Walk {
+    /// Starts an iteration of the loop at `self.path`.
+    fn enter(&mut self) {
+        if let Some(o) = self.owners.iter().position(|o| *o == self.path) {
+            self.entered[o] += 1;
+        }
+    }
+
+    /// The current iteration of array `a`'s owner.
+    fn iteration(&self, a: usize) -> u32 {
+        self.entered[self.owner_id[a]]
+    }
+
     /// Walks `body` at loop indices `index`; false once past [`MAX_STEPS`].
     fn body(&mut self, body: &Tape, index: &mut Vec<u32>) -> bool {
         self.steps += body.len() as u64;
         if self.steps > MAX_STEPS {
             return false;
         }
-        for inst in body.insts() {
+        for (j, inst) in body.insts().iter().enumerate() {
             match inst.op {
                 Op::Elem => self.read(inst.args[0] as usize, i64::from(inst.args[1])),
                 Op::Store => {
@@ -131,7 +183,10 @@ impl Walk {
                 }
                 Op::Loop => {
                     let lp = body.loop_of(inst);
-                    if !self.nested(lp, index) {
+                    self.path.push(j as u32);
+                    let ok = self.nested(lp, index);
+                    self.path.pop();
+                    if !ok {
                         return false;
                     }
                 }
@@ -144,6 +199,7 @@ impl Walk {
     fn nested(&mut self, lp: &Loop, index: &mut Vec<u32>) -> bool {
         for k in 0..lp.trips {
             index.push(k);
+            self.enter();
             for r in &lp.reads {
                 if let Buffer::Array(a) = r.buffer {
                     self.read(a as usize, r.element(index));
@@ -167,24 +223,26 @@ impl Walk {
         if !self.scratch[a] {
             return;
         }
+        let iteration = self.iteration(a);
         let slot = &mut self.state[a][e as usize];
         // Read before this iteration overwrote it: it depends on the past.
-        if slot.0 != self.iteration {
+        if slot.0 != iteration {
             self.scratch[a] = false;
         }
-        *slot = (self.iteration, 2);
+        *slot = (iteration, 2);
     }
 
     fn write(&mut self, a: usize, e: i64, mode: WriteMode) {
         if !self.scratch[a] {
             return;
         }
+        let iteration = self.iteration(a);
         let slot = &mut self.state[a][e as usize];
-        let first = slot.0 != self.iteration;
+        let first = slot.0 != iteration;
         if (first && mode == WriteMode::Add) || (!first && slot.1 == 2) {
             self.scratch[a] = false;
         }
-        *slot = (self.iteration, 1);
+        *slot = (iteration, 1);
     }
 }
 
