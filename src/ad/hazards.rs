@@ -17,9 +17,9 @@
 //! - a loop body stores into an array (a `store`, or a nested loop's
 //!   writes): the recomputation runs those side effects again, backwards.
 //!
-//! Except for scratch arrays (see [`scratch`]): an array only one root
-//! loop's body touches, each element overwritten in every iteration before
-//! it is read. Rerolling makes those (gmm), and running their stores again
+//! Except for scratch arrays (see [`scratch`]): an array touched only
+//! inside one loop's body (its owner, at any depth below the root), each
+//! element overwritten in every iteration of the owner before it is read. Rerolling makes those (gmm), and running their stores again
 //! is what makes the re-reads right. `fold` makes no arrays; parsed and
 //! hand-built tapes can have all three patterns. Accesses do not depend on
 //! values, so walking the accesses once finds every such element.
