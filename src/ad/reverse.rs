@@ -48,11 +48,19 @@ pub fn reverse_with_budget(
         let plan = plan.unwrap_or_else(|best| best);
         return segments::reverse_segmented(tape, wrt, seed, &plan);
     }
-    let n_inputs = match seed {
-        Seed::One => tape.n_inputs(),
-        Seed::Inputs => tape.n_inputs() + tape.n_outputs(),
-    };
+    let n_inputs = seed.n_inputs(tape);
     e.finish_structured(outputs, n_inputs, tape.n_params(), arrays.into_arrays())
+}
+
+impl Seed {
+    /// The inputs of the adjoint tape of `tape`: its own, then for
+    /// [`Seed::Inputs`] one weight per output number.
+    pub(super) fn n_inputs(self, tape: &Tape) -> usize {
+        match self {
+            Seed::One => tape.n_inputs(),
+            Seed::Inputs => tape.n_inputs() + tape.n_outputs(),
+        }
+    }
 }
 
 /// The reverse transform of `tape`, which is the root tape or a loop body

@@ -79,7 +79,7 @@ fn residuals(tape: &Tape, adjoint: &[Inst]) -> Vec<bool> {
 /// plan storing the fewest values if none fits (`Err`). `None` when the
 /// residuals fit without segments. `adjoint` is the tape's plain reverse
 /// sweep (its instructions).
-pub(super) fn plan(
+fn plan(
     tape: &Tape,
     adjoint: &[Inst],
     budget_values: u64,
@@ -181,11 +181,7 @@ pub(super) fn reverse_segmented(
     for d in input_adjoints(&mut e, tape, &wrt, &adjoint) {
         outputs.push(Output::Value(d.unwrap_or_else(|| e.constant(0.0))));
     }
-    let n_inputs = match seed {
-        Seed::One => tape.n_inputs(),
-        Seed::Inputs => tape.n_inputs() + tape.n_outputs(),
-    };
-    e.finish_structured(outputs, n_inputs, tape.n_params(), Vec::new())
+    e.finish_structured(outputs, seed.n_inputs(tape), tape.n_params(), Vec::new())
 }
 
 /// Where a body input comes from.

@@ -915,7 +915,25 @@ struct ShadowEnv<'a> {
     flush: bool,
 }
 
-impl ShadowEnv<'_> {
+impl<'a> ShadowEnv<'a> {
+    /// The environment of a run of `tape` at `x`, `p`: arrays at their
+    /// initial `-0.0`, no magnitude summed yet.
+    fn new(tape: &Tape, x: &'a [f64], p: &'a [f64], flush: bool) -> ShadowEnv<'a> {
+        ShadowEnv {
+            x,
+            p,
+            arrays: tape
+                .arrays()
+                .iter()
+                .map(|&len| vec![(-0.0, Known::Yes); len as usize])
+                .collect(),
+            index: Vec::new(),
+            guards_specified: true,
+            magnitude: 0.0,
+            flush,
+        }
+    }
+
     fn read(&self, a: &tapejit::ir::Access) -> Shadow {
         let k = a.element(&self.index) as usize;
         let f = |v: f64| if self.flush { flush::flush(v) } else { v };
@@ -1083,19 +1101,7 @@ pub fn loop_reference(tape: &Tape, x: &[f64], p: &[f64]) -> Reference {
 /// [`loop_reference`], subnormals flushed if `flush`.
 pub fn loop_reference_with(tape: &Tape, x: &[f64], p: &[f64], flush: bool) -> Reference {
     let outcome = interpret_with(tape, x, p, flush);
-    let mut env = ShadowEnv {
-        x,
-        p,
-        arrays: tape
-            .arrays()
-            .iter()
-            .map(|&len| vec![(-0.0, Known::Yes); len as usize])
-            .collect(),
-        index: Vec::new(),
-        guards_specified: true,
-        magnitude: 0.0,
-        flush,
-    };
+    let mut env = ShadowEnv::new(tape, x, p, flush);
     let inputs: Vec<Shadow> = x.iter().map(|&v| (v, Known::Yes)).collect();
     let shadow = shadow_run(tape, &inputs, &mut env).map(|vals| {
         let mut out = Vec::new();
@@ -1147,19 +1153,7 @@ pub fn magnitude(tape: &Tape, x: &[f64], p: &[f64]) -> Option<(Vec<f64>, f64)> {
     if !tape.has_structure() {
         return Some((out, values[..tape.len()].iter().map(|v| v.abs()).sum()));
     }
-    let mut env = ShadowEnv {
-        x,
-        p,
-        arrays: tape
-            .arrays()
-            .iter()
-            .map(|&len| vec![(-0.0, Known::Yes); len as usize])
-            .collect(),
-        index: Vec::new(),
-        guards_specified: true,
-        magnitude: 0.0,
-        flush: false,
-    };
+    let mut env = ShadowEnv::new(tape, x, p, false);
     let inputs: Vec<Shadow> = x.iter().map(|&v| (v, Known::Yes)).collect();
     shadow_run(tape, &inputs, &mut env)?;
     Some((out, env.magnitude))
