@@ -187,28 +187,20 @@ impl JitFunction {
         if scratch.len() < self.scratch_len {
             scratch.resize(self.scratch_len, 0.0);
         }
+        let mut buffers = Buffers {
+            inputs_head,
+            inputs_tail,
+            params,
+            outputs_head,
+            outputs_tail,
+            scratch,
+        };
         if self.plain {
             // SAFETY: the lengths were checked above and `scratch` holds
             // `scratch_len` values (see `run_chunks`).
-            unsafe {
-                self.run_chunks(
-                    inputs_head,
-                    inputs_tail,
-                    params,
-                    outputs_head,
-                    outputs_tail,
-                    scratch,
-                )
-            }
+            unsafe { self.run_chunks(&mut buffers) }
         } else {
-            self.call_with_extras(
-                inputs_head,
-                inputs_tail,
-                params,
-                outputs_head,
-                outputs_tail,
-                scratch,
-            )
+            self.call_with_extras(&mut buffers)
         }
     }
 
@@ -216,43 +208,26 @@ impl JitFunction {
     /// array resets, slice copies or flushing: kept out of line, since such
     /// tapes run loops and one call outlasts this work by far.
     #[inline(never)]
-    fn call_with_extras(
-        &self,
-        inputs_head: &[f64],
-        inputs_tail: &[f64],
-        params: &[f64],
-        outputs_head: &mut [f64],
-        outputs_tail: &mut [f64],
-        scratch: &mut [f64],
-    ) -> u32 {
+    fn call_with_extras(&self, b: &mut Buffers<'_>) -> u32 {
         for r in &self.resets {
-            scratch[r.clone()].fill(-0.0);
+            b.scratch[r.clone()].fill(-0.0);
         }
         // The caller's mode comes back when `_mode` drops, whichever way
         // this function returns.
         let _mode = self.flush.then(FpMode::flush);
         // SAFETY: the caller checked the lengths and sized `scratch` (see
         // `run_chunks`).
-        let status = unsafe {
-            self.run_chunks(
-                inputs_head,
-                inputs_tail,
-                params,
-                outputs_head,
-                outputs_tail,
-                scratch,
-            )
-        };
+        let status = unsafe { self.run_chunks(b) };
         if status != 0 {
             return status;
         }
         for s in &self.slices {
             let to = if s.tail {
-                &mut outputs_tail[s.to..s.to + s.len]
+                &mut b.outputs_tail[s.to..s.to + s.len]
             } else {
-                &mut outputs_head[s.to..s.to + s.len]
+                &mut b.outputs_head[s.to..s.to + s.len]
             };
-            to.copy_from_slice(&scratch[s.from..s.from + s.len]);
+            to.copy_from_slice(&b.scratch[s.from..s.from + s.len]);
         }
         0
     }
@@ -264,15 +239,7 @@ impl JitFunction {
     /// `n_inputs - input_split`, `n_params`, `output_split`,
     /// `n_outputs - output_split`) and `scratch.len() >= scratch_len`.
     #[inline(always)]
-    unsafe fn run_chunks(
-        &self,
-        inputs_head: &[f64],
-        inputs_tail: &[f64],
-        params: &[f64],
-        outputs_head: &mut [f64],
-        outputs_tail: &mut [f64],
-        scratch: &mut [f64],
-    ) -> u32 {
+    unsafe fn run_chunks(&self, b: &mut Buffers<'_>) -> u32 {
         for chunk in &self.chunks {
             // SAFETY: by the caller's contract, every length the code
             // indexes holds: the tape verified, so its input, param and
@@ -285,12 +252,12 @@ impl JitFunction {
             // parts, called with these same buffers).
             let status = unsafe {
                 chunk(
-                    inputs_head.as_ptr(),
-                    inputs_tail.as_ptr(),
-                    params.as_ptr(),
-                    outputs_head.as_mut_ptr(),
-                    outputs_tail.as_mut_ptr(),
-                    scratch.as_mut_ptr(),
+                    b.inputs_head.as_ptr(),
+                    b.inputs_tail.as_ptr(),
+                    b.params.as_ptr(),
+                    b.outputs_head.as_mut_ptr(),
+                    b.outputs_tail.as_mut_ptr(),
+                    b.scratch.as_mut_ptr(),
                 )
             };
             if status != 0 {
@@ -322,4 +289,14 @@ impl JitFunction {
                 })),
         }
     }
+}
+
+/// The buffers of one call, as [`JitFunction::call_parts`] checked them.
+struct Buffers<'a> {
+    inputs_head: &'a [f64],
+    inputs_tail: &'a [f64],
+    params: &'a [f64],
+    outputs_head: &'a mut [f64],
+    outputs_tail: &'a mut [f64],
+    scratch: &'a mut [f64],
 }
